@@ -1,0 +1,12 @@
+//! lmi: deploy Lambda Managed Instances stacks from one `lmi.toml` with direct AWS API calls,
+//! test them against X-Ray, and tear them down.
+//!
+//! The data flows one way: `config` (lmi.toml → validated model) → `model` → `commands` (glue)
+//! → `report` (the only code that prints).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod model;
+pub mod report;

@@ -1,0 +1,39 @@
+//! Everything lmi prints. Results go to stdout, diagnostics and progress to stderr; colour only
+//! on a terminal and never with NO_COLOR set.
+
+pub mod validation;
+
+use std::io::IsTerminal;
+
+use miette::{GraphicalReportHandler, GraphicalTheme};
+
+/// Whether stderr gets colour: a terminal, and NO_COLOR unset (https://no-color.org).
+pub fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+fn width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+/// Errors that reach `main` render like every other diagnostic.
+pub fn install_miette_hook() {
+    let color = color();
+    let width = width();
+    // set_hook fails only if a hook is already set, which keeps that one: nothing to do.
+    let _ = miette::set_hook(Box::new(move |_| Box::new(handler(color, width))));
+}
+
+pub(crate) fn handler(color: bool, width: usize) -> GraphicalReportHandler {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    GraphicalReportHandler::new_themed(theme)
+        .with_width(width)
+        .with_context_lines(1)
+}
