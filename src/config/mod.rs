@@ -130,19 +130,81 @@ fn parse_and_validate(text: &str, base_dir: &Path, cx: &mut Cx) -> Option<Stack>
     let (doc, syntax_errors) = DeTable::parse_recoverable(text);
     if !syntax_errors.is_empty() {
         // The recovered tree is a guess; reading it would add noise to the real mistake.
+        // A table defined twice also makes each of its keys a duplicate: one mistake, reported
+        // once, at the second header.
+        let mut duplicate_table_until = 0;
         for error in syntax_errors {
             let span = error.span().unwrap_or(0..0);
-            cx.push(
-                Problem::error(
-                    "lmi::config::syntax",
-                    span,
-                    format!("invalid TOML: {}", error.message().trim()),
-                )
-                .label("here"),
-            );
+            let mut message = error.message().trim().to_string();
+            if message == "duplicate key" {
+                if span.start < duplicate_table_until {
+                    continue;
+                }
+                let line_start = text[..span.start.min(text.len())]
+                    .rfind('\n')
+                    .map_or(0, |i| i + 1);
+                if text[line_start..].trim_start().starts_with('[') {
+                    duplicate_table_until = text[span.end.min(text.len())..]
+                        .find("\n[")
+                        .map_or(text.len(), |i| span.end + i);
+                }
+                // TOML's message doesn't say which key; the span does.
+                if let Some(key) = text.get(span.clone()).filter(|k| !k.is_empty()) {
+                    message = format!("duplicate key `{key}`");
+                }
+            }
+            let mut problem = Problem::error(
+                "lmi::config::syntax",
+                span.clone(),
+                format!("invalid TOML: {message}"),
+            )
+            .label("here");
+            if let Some(help) = syntax_help(text, span.start, &message) {
+                problem = problem.help(help);
+            }
+            cx.push(problem);
         }
         return None;
     }
     let raw = raw::read(&doc, cx);
     validate::validate(raw, base_dir, &mut cx.problems)
+}
+
+/// A hint for the syntax errors whose TOML messages mislead: a value without quotes
+/// (`runtime = nodejs22.x` reads as "invalid float, expected `nan`"), a backslash in a
+/// double-quoted string (a Windows path reads as bad escapes), a table defined twice (reads as
+/// a duplicate key).
+fn syntax_help(text: &str, offset: usize, message: &str) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[line_start..line_end];
+    if line.trim_start().starts_with('[') && message.starts_with("duplicate key") {
+        return Some(String::from(
+            "this table is already defined above: merge the two sections, or rename one",
+        ));
+    }
+    let (key, value) = line.split_once('=')?;
+    if offset < line_start + key.len() {
+        return None;
+    }
+    let (key, value) = (key.trim(), value.trim());
+    if value.starts_with('"') && value.contains('\\') {
+        return Some(String::from(
+            "a backslash starts an escape in \"double quotes\": write paths with / or in 'single quotes'",
+        ));
+    }
+    let value = value.split('#').next().unwrap_or_default().trim_end();
+    if ["true", "false"]
+        .iter()
+        .any(|b| value.eq_ignore_ascii_case(b))
+    {
+        return Some(format!(
+            "booleans are lowercase: {key} = {}",
+            value.to_ascii_lowercase()
+        ));
+    }
+    let bare =
+        value.starts_with(|c: char| c.is_ascii_alphabetic()) && !["inf", "nan"].contains(&value);
+    bare.then(|| format!("strings need quotes: {key} = \"{value}\""))
 }

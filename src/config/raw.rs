@@ -193,13 +193,12 @@ fn named_tables<T>(
                     entry.value.span(),
                     format!(
                         "`{path}` must be a table, found {}",
-                        entry.value.get_ref().type_str()
+                        read::article(entry.value.get_ref().type_str())
                     ),
                 )
                 .label("expected a table")
                 .help(format!(
-                    "write it as a section: [{section}.{}]",
-                    entry.key.get_ref()
+                    "each entry of `{section}` is a section of its own, with its settings inside: [{section}.NAME]"
                 )),
             );
             continue;
@@ -278,15 +277,23 @@ fn read_scaling_policies(t: &Table, cx: &mut Cx) -> Option<S<Vec<S<f64>>>> {
     let items = t.array("scaling_policies", cx)?;
     let path = t.key_path("scaling_policies");
     let mut targets = Vec::new();
+    let mut ok = true;
     for item in items.get_ref().iter() {
         let Some(policy) = read::table(item, &path, cx) else {
+            ok = false;
             continue;
         };
         policy.deny_unknown(&["cpu_target"], cx);
         let target = policy.number("cpu_target", cx);
-        if let Some(target) = policy.require("cpu_target", target, cx) {
-            targets.push(target);
+        match policy.require("cpu_target", target, cx) {
+            Some(target) => targets.push(target),
+            None => ok = false,
         }
+    }
+    // As with `strings`: one bad policy makes the list unknown rather than shorter.
+    if !ok {
+        cx.invalid.insert(path);
+        return None;
     }
     Some(Spanned::new(items.span(), targets))
 }

@@ -315,7 +315,7 @@ fn type_error<T>(
     None
 }
 
-fn article(type_name: &str) -> String {
+pub(super) fn article(type_name: &str) -> String {
     match type_name.chars().next() {
         Some('a' | 'e' | 'i' | 'o' | 'u') => format!("an {type_name}"),
         _ => format!("a {type_name}"),
@@ -340,10 +340,12 @@ fn inner_span(text: &str, literal: Span, value: &str, range: std::ops::Range<usi
     }
 }
 
-/// The closest known key, if one is close enough to be a likely typo.
+/// The closest known key, if one is close enough to be a likely typo. Ties go to the first
+/// listed (e.g. the newest runtime: "python3.15" suggests python3.14, not python3.11).
 pub fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
+        .rev()
         .map(|k| (strsim::jaro_winkler(key, k), *k))
         .filter(|(score, k)| *score >= 0.8 || k.contains(key) || key.contains(k))
         .max_by(|a, b| a.0.total_cmp(&b.0))

@@ -79,13 +79,15 @@ impl<'r> Validator<'_> {
                 .map(|arn| Role::Existing { arn }),
             None => {
                 let role = format!("{aws}-operator");
-                (stack.is_none()
-                    || self.aws_name(
-                        &raw.name,
-                        &role,
-                        limits::ROLE_NAME_MAX,
-                        "operator role name",
-                    ))
+                // A name already reported above is not reported again for its role.
+                (names_ok
+                    && (stack.is_none()
+                        || self.aws_name(
+                            &raw.name,
+                            &role,
+                            limits::ROLE_NAME_MAX,
+                            "operator role name",
+                        )))
                 .then_some(Role::Create { name: role })
             }
         };
@@ -132,6 +134,25 @@ impl<'r> Validator<'_> {
     }
 
     fn architecture(&mut self, value: Option<&S<String>>) -> Option<Architecture> {
+        // Other tools' names for the two architectures; string similarity would suggest
+        // "arm64" for "amd64".
+        let alias = value.and_then(|v| match v.get_ref().as_str() {
+            "amd64" | "x86-64" | "x64" | "x86" => Some("x86_64"),
+            "aarch64" | "arm" | "graviton" => Some("arm64"),
+            _ => None,
+        });
+        if let (Some(v), Some(arch)) = (value, alias) {
+            self.push(
+                Problem::error(
+                    "lmi::config::invalid_value",
+                    v.span(),
+                    format!("`{}` is not a valid architecture", v.get_ref()),
+                )
+                .label("expected \"x86_64\" or \"arm64\"")
+                .help(format!("Lambda calls it \"{arch}\"")),
+            );
+            return None;
+        }
         match value {
             None => Some(Architecture::X86_64),
             Some(v) => match self.one_of(v, &["x86_64", "arm64"], "architecture")? {
@@ -203,6 +224,14 @@ impl<'r> Validator<'_> {
                     .label("ignored by AWS with scaling = \"auto\"")
                     .help("set scaling = \"manual\" to use them, or remove them"),
                 );
+                None
+            }
+            (_, None)
+                if self.invalid.contains(&format!(
+                    "capacity_providers.{}.scaling_policies",
+                    raw.name.get_ref()
+                )) =>
+            {
                 None
             }
             (_, policies) => {
@@ -361,13 +390,15 @@ impl<'r> Validator<'_> {
                 .map(|arn| Role::Existing { arn }),
             None => {
                 let role = format!("{aws}-role");
-                (stack.is_none()
-                    || self.aws_name(
-                        &raw.name,
-                        &role,
-                        limits::ROLE_NAME_MAX,
-                        "execution role name",
-                    ))
+                // A name already reported above is not reported again for its role.
+                (names_ok
+                    && (stack.is_none()
+                        || self.aws_name(
+                            &raw.name,
+                            &role,
+                            limits::ROLE_NAME_MAX,
+                            "execution role name",
+                        )))
                 .then_some(Role::Create { name: role })
             }
         };
@@ -588,7 +619,29 @@ impl<'r> Validator<'_> {
         gib_per_vcpu: Option<u8>,
     ) -> Option<u32> {
         let Some(value) = &raw.memory_mb else {
-            return Some(if managed { 2048 } else { 128 });
+            if !managed {
+                return Some(128);
+            }
+            // The default 2048 MB is one vCPU only at 2 GiB per vCPU.
+            let default = *limits::LMI_MEMORY_MB.start();
+            if let (Some(ratio), Some(ratio_value)) = (gib_per_vcpu, &raw.memory_gib_per_vcpu)
+                && default % (i64::from(ratio) * 1024) != 0
+            {
+                let vcpu = i64::from(ratio) * 1024;
+                self.push(
+                    Problem::error(
+                        "lmi::function::memory_ratio",
+                        ratio_value.span(),
+                        format!("the default memory_mb ({default} MB) is less than one vCPU at {ratio} GiB per vCPU"),
+                    )
+                    .label(format!("needs memory_mb of at least {vcpu}"))
+                    .help(format!(
+                        "set memory_mb = {vcpu} (or a multiple of it), or leave memory_gib_per_vcpu out; AWS would reject it: \"Memory ratio of {vcpu}.0MB per CPU exceeds function's total memory\""
+                    )),
+                );
+                return None;
+            }
+            return Some(default as u32);
         };
         if !managed {
             return self

@@ -7,16 +7,11 @@ use crate::config::diagnostic::Problem;
 use crate::config::raw::{RawConfig, RawExpect, RawFunction, RawTest};
 use crate::config::read::did_you_mean;
 use crate::model::{
-    Expectations, Experiment, Function, InitExpectation, LatencyLimits, LatencyRatio, Statistic,
-    limits,
+    Expectations, Experiment, InitExpectation, LatencyLimits, LatencyRatio, Statistic, limits,
 };
 
 impl Validator<'_> {
-    pub(super) fn experiments(
-        &mut self,
-        raw: &RawConfig,
-        functions: &[(&RawFunction, Function)],
-    ) -> Vec<Experiment> {
+    pub(super) fn experiments(&mut self, raw: &RawConfig) -> Vec<Experiment> {
         let test_names: Vec<&str> = raw
             .tests
             .iter()
@@ -24,7 +19,7 @@ impl Validator<'_> {
             .collect();
         raw.tests
             .iter()
-            .filter_map(|t| self.experiment(t, raw, functions, &test_names))
+            .filter_map(|t| self.experiment(t, raw, &test_names))
             .collect()
     }
 
@@ -32,7 +27,6 @@ impl Validator<'_> {
         &mut self,
         raw: &RawTest,
         config: &RawConfig,
-        functions: &[(&RawFunction, Function)],
         test_names: &[&str],
     ) -> Option<Experiment> {
         let name = raw.name.get_ref().clone();
@@ -78,11 +72,12 @@ impl Validator<'_> {
                 Some(reference)
             }
         };
+        // The function as written: its tracing setting counts even if it has other errors.
         let target = function.and_then(|r| {
-            functions
+            config
+                .functions
                 .iter()
-                .map(|(_, f)| f)
-                .find(|f| &f.name == r.get_ref())
+                .find(|f| f.name.get_ref() == r.get_ref())
         });
 
         let invocations = match &raw.invocations {
@@ -154,7 +149,7 @@ impl Validator<'_> {
         &mut self,
         raw: &RawExpect,
         test: &RawTest,
-        target: Option<&Function>,
+        target: Option<&RawFunction>,
         concurrency: i64,
         test_names: &[&str],
     ) -> Option<Expectations> {
@@ -170,15 +165,21 @@ impl Validator<'_> {
                     "first_only" => InitExpectation::FirstOnly,
                     _ => InitExpectation::Any,
                 };
-                if let Some(f) = target.filter(|f| !f.tracing) {
+                let untraced = target.filter(|f| {
+                    !f.tracing.as_ref().is_some_and(|t| *t.get_ref())
+                        && !self
+                            .invalid
+                            .contains(&format!("functions.{}.tracing", f.name.get_ref()))
+                });
+                if let Some(f) = untraced.map(|f| f.name.get_ref()) {
                     self.push(
                         Problem::error(
                             "lmi::test::tracing_required",
                             value.span(),
-                            format!("asserting on Initialization segments needs X-Ray tracing on function `{}`", f.name),
+                            format!("asserting on Initialization segments needs X-Ray tracing on function `{f}`"),
                         )
                         .label("no traces to check without tracing")
-                        .help(format!("set tracing = true in [functions.{}]", f.name)),
+                        .help(format!("set tracing = true in [functions.{f}]")),
                     );
                 }
                 if expectation == InitExpectation::FirstOnly && concurrency > 1 {
@@ -213,7 +214,10 @@ impl Validator<'_> {
                         Problem::error(
                             "lmi::config::missing_key",
                             r.span.clone(),
-                            "missing key `baseline`",
+                            format!(
+                                "missing key `tests.{}.expect.ratio.baseline`",
+                                test.name.get_ref()
+                            ),
                         )
                         .label("compare against which test?")
                         .help("baseline = \"NAME\" names another [tests.NAME]"),
@@ -253,7 +257,10 @@ impl Validator<'_> {
                         Problem::error(
                             "lmi::config::missing_key",
                             r.span.clone(),
-                            "missing key `max`",
+                            format!(
+                                "missing key `tests.{}.expect.ratio.max`",
+                                test.name.get_ref()
+                            ),
                         )
                         .label("the largest ratio allowed")
                         .help(

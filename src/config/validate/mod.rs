@@ -33,8 +33,8 @@ pub fn validate(raw: RawConfig, base_dir: &Path, problems: &mut Problems) -> Opt
     let stack_name = stack.as_ref().map(|(name, ..)| name.get_ref().as_str());
     let capacity_providers = v.capacity_providers(&raw, stack_name);
     let functions = v.functions(&raw, stack_name, &capacity_providers);
-    v.egress(&raw, &functions);
-    let tests = v.experiments(&raw, &functions);
+    v.egress(&raw);
+    let tests = v.experiments(&raw);
 
     let (name, region, tags) = stack?;
     if v.problems.has_errors() {
@@ -155,14 +155,26 @@ impl Validator<'_> {
                     .label("`aws:` belongs to AWS and `lmi:` to lmi")
                     .help("lmi sets lmi:stack and lmi:resource itself to track what it owns"),
                 );
-            } else if k.is_empty() || k.len() > 128 || value.get_ref().len() > 256 {
+            } else if k.is_empty() || k.chars().count() > 128 {
                 self.push(
                     Problem::error(
                         "lmi::stack::tag_length",
                         key.span(),
-                        format!("tag `{k}` is too long or empty"),
+                        format!("tag key `{k}` is {} characters", k.chars().count()),
                     )
-                    .label("keys 1–128 characters, values at most 256"),
+                    .label("keys are 1–128 characters"),
+                );
+            } else if value.get_ref().chars().count() > 256 {
+                self.push(
+                    Problem::error(
+                        "lmi::stack::tag_length",
+                        value.span(),
+                        format!(
+                            "the value of tag `{k}` is {} characters; AWS allows 256",
+                            value.get_ref().chars().count()
+                        ),
+                    )
+                    .label("too long"),
                 );
             } else {
                 out.insert(k.clone(), value.get_ref().clone());

@@ -5,9 +5,7 @@ use ipnet::Ipv4Net;
 use super::{S, Validator};
 use crate::config::diagnostic::Problem;
 use crate::config::raw::{RawConfig, RawFunction, RawNetwork};
-use crate::model::{
-    Egress, ExistingNetwork, Function, GatewayEndpoint, ManagedNetwork, Network, limits,
-};
+use crate::model::{Egress, ExistingNetwork, GatewayEndpoint, ManagedNetwork, Network, limits};
 
 pub(super) struct CheckedNetwork {
     pub model: Network,
@@ -119,8 +117,10 @@ impl Validator<'_> {
                     public.span(),
                     "public subnets are only created for NAT gateways",
                 )
-                .label("not used with egress = \"endpoints\""),
+                .label("not used with egress = \"endpoints\"")
+                .help("remove public_subnets, or use egress = \"nat\""),
             );
+            return None;
         }
         let (public, private) = self.subnets(raw, cidr, azs as usize, public_count)?;
         Some(CheckedNetwork {
@@ -347,6 +347,22 @@ impl Validator<'_> {
                     .label("expected a short service name such as logs, xray, sts, ecr.api")
                     .help("lmi prefixes it with com.amazonaws.REGION."),
                 );
+            } else if let Some(short) = name
+                .strip_prefix("com.amazonaws.")
+                .and_then(|rest| rest.split_once('.'))
+                .map(|(_region, service)| service)
+            {
+                self.push(
+                    Problem::error(
+                        "lmi::network::endpoint",
+                        item.span(),
+                        format!("`{name}` is a full service name"),
+                    )
+                    .label("expected the short name")
+                    .help(format!(
+                        "write \"{short}\": lmi prefixes it with com.amazonaws.REGION. itself"
+                    )),
+                );
             } else if out.contains(name) {
                 self.push(
                     Problem::error(
@@ -509,7 +525,10 @@ impl Validator<'_> {
 
     /// An LMI function in a network with no way out loses its logs and traces without a word:
     /// the reference experiment saw no log events for exactly this reason (LMI-FACTS "Network").
-    pub(super) fn egress(&mut self, raw: &RawConfig, functions: &[(&RawFunction, Function)]) {
+    ///
+    /// Read from the functions as written, so that the mistake shows even when an LMI function
+    /// has other errors: all of them in one run.
+    pub(super) fn egress(&mut self, raw: &RawConfig) {
         let Some(network) = &raw.network else { return };
         let Some(egress) = &network.egress else {
             return;
@@ -517,10 +536,10 @@ impl Validator<'_> {
         if egress.get_ref() != "endpoints" {
             return;
         }
-        let managed: Vec<&Function> = functions
+        let managed: Vec<&RawFunction> = raw
+            .functions
             .iter()
-            .map(|(_, f)| f)
-            .filter(|f| f.managed().is_some())
+            .filter(|f| f.capacity_provider.is_some())
             .collect();
         if managed.is_empty() {
             return;
@@ -535,7 +554,11 @@ impl Validator<'_> {
         if !listed.contains(&"logs") {
             missing.push("logs");
         }
-        if managed.iter().any(|f| f.tracing) && !listed.contains(&"xray") {
+        if managed
+            .iter()
+            .any(|f| f.tracing.as_ref().is_some_and(|t| *t.get_ref()))
+            && !listed.contains(&"xray")
+        {
             missing.push("xray");
         }
         if missing.is_empty() {
@@ -557,7 +580,7 @@ impl Validator<'_> {
             .label(format!("missing {}", missing.join(", ")))
             .help(format!(
                 "with egress = \"endpoints\" there is no NAT, so telemetry can't leave the private subnets: function `{}` would run but its logs and traces would never arrive. Add interface_endpoints = [{}] or use egress = \"nat\"",
-                managed[0].name,
+                managed[0].name.get_ref(),
                 ["logs", "xray"]
                     .iter()
                     .filter(|e| missing.contains(e) || listed.contains(e))
