@@ -37,6 +37,51 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Show what `apply` would change in AWS, without changing anything.
+    ///
+    /// Exit status: 0 no changes (or changes without --detailed-exitcode), 2 changes with
+    /// --detailed-exitcode, 1 error.
+    Plan {
+        /// Print the plan as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Exit 2 when the plan has changes, 0 when it has none.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Create or update the stack in AWS so that it matches lmi.toml.
+    ///
+    /// Shows the plan and asks on a terminal; elsewhere --auto-approve is required.
+    Apply {
+        /// Apply without asking.
+        #[arg(long)]
+        auto_approve: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Delete every resource tagged with the stack, in reverse dependency order.
+    ///
+    /// Needs only the stack name: from lmi.toml, or --stack when the file is gone or broken.
+    Destroy {
+        /// Destroy without asking.
+        #[arg(long)]
+        auto_approve: bool,
+        /// The stack to destroy, instead of the one in lmi.toml.
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
+        /// The region, with --stack (otherwise lmi.toml's or the AWS configuration's).
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct RunArgs {
+    /// How many AWS operations may run at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

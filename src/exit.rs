@@ -1,6 +1,8 @@
 //! Exit codes, the contract with CI scripts. Documented in the README; never reuse a number.
 
-/// Success: the file is valid.
+/// Success: the file is valid, the plan applied, nothing to change.
 pub const OK: u8 = 0;
-/// An error: an invalid lmi.toml, a file that can't be read.
+/// An error: an invalid lmi.toml, an AWS failure, a failed preflight, a refused confirmation.
 pub const ERROR: u8 = 1;
+/// `lmi plan --detailed-exitcode`: the plan has changes.
+pub const CHANGES: u8 = 2;

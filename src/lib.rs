@@ -4,9 +4,12 @@
 //! The data flows one way: `config` (lmi.toml → validated model) → `model` → `commands` (glue)
 //! → `report` (the only code that prints).
 
+pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod exit;
 pub mod model;
+pub mod plan;
 pub mod report;

@@ -1,6 +1,9 @@
 //! Everything lmi prints. Results go to stdout, diagnostics and progress to stderr; colour only
 //! on a terminal and never with NO_COLOR set.
 
+pub mod plan;
+pub mod progress;
+pub mod summary;
 pub mod validation;
 
 use std::io::IsTerminal;
@@ -10,6 +13,11 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 /// Whether stderr gets colour: a terminal, and NO_COLOR unset (https://no-color.org).
 pub fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Whether stdout gets colour (for the plan): a terminal, and NO_COLOR unset.
+pub fn color_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
 fn width() -> usize {

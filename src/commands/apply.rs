@@ -1,0 +1,47 @@
+//! `lmi apply`: plan, confirm, carry out, report.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::prepare::{confirm, load_stack, prepare};
+use crate::cli::RunArgs;
+use crate::engine;
+use crate::{exit, report};
+
+pub async fn run(file: &Path, auto_approve: bool, args: RunArgs) -> miette::Result<u8> {
+    let stack = load_stack(file)?;
+    let started = Instant::now();
+    let prepared = prepare(&stack).await?;
+    print!(
+        "{}",
+        report::plan::render(&prepared.plan, &prepared.aws.region, report::color_stdout())
+    );
+    if prepared.plan.is_empty() {
+        println!("{}", report::summary::calls(&prepared.aws.calls.snapshot()));
+        return Ok(exit::OK);
+    }
+    if !confirm("Apply these changes?", auto_approve)? {
+        eprintln!("Cancelled: nothing was changed.");
+        return Ok(exit::ERROR);
+    }
+    let cancel = super::interrupt::cancel_on_interrupt();
+    let summary = engine::execute(
+        &prepared.aws,
+        &prepared.plan,
+        prepared.observation.ids(),
+        usize::from(args.parallelism),
+        Arc::new(report::progress::Progress::new()),
+        &cancel,
+    )
+    .await;
+    println!(
+        "{}",
+        report::summary::apply(&summary, started.elapsed(), &prepared.aws.calls.snapshot())
+    );
+    Ok(if summary.succeeded() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
+}

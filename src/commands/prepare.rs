@@ -1,0 +1,110 @@
+//! What plan, apply and destroy share: load lmi.toml, connect, observe, diff, preflight.
+
+use std::path::Path;
+
+use miette::{IntoDiagnostic, miette};
+
+use crate::aws::Aws;
+use crate::config;
+use crate::engine::{self, Observation, preflight};
+use crate::model::{Network, Stack};
+use crate::plan::{self, Plan, desired};
+use crate::report;
+
+/// Loads lmi.toml; problems are printed, and errors stop the command before any AWS call.
+pub fn load_stack(file: &Path) -> miette::Result<Stack> {
+    let loaded = config::load(file)?;
+    let color = report::color();
+    for problem in &loaded.problems {
+        eprintln!(
+            "{}",
+            report::validation::render(problem, &loaded.file, color, 100)
+        );
+    }
+    let errors = loaded.errors().count();
+    loaded.stack.ok_or_else(|| {
+        miette!(
+            code = "lmi::config::invalid",
+            "{} has {errors} error(s); nothing was sent to AWS",
+            loaded.file.name,
+        )
+    })
+}
+
+/// A plan and what it was made from.
+pub struct Prepared {
+    pub aws: Aws,
+    pub plan: Plan,
+    pub observation: Observation,
+}
+
+/// Connects, observes the stack, and diffs it with lmi.toml. Fails on a preflight finding.
+pub async fn prepare(stack: &Stack) -> miette::Result<Prepared> {
+    let aws = Aws::connect(stack.region.as_deref()).await?;
+    let (observation, zones) = futures::try_join!(
+        engine::observe(&aws, &stack.name),
+        aws.ec2.availability_zones()
+    )?;
+    if let Some(Network::Managed(net)) = &stack.network
+        && zones.len() < usize::from(net.azs)
+    {
+        return Err(miette!(
+            code = "lmi::network::availability_zones",
+            help = "lower network.azs",
+            "network.azs is {} but {} has only {} available zone(s)",
+            net.azs,
+            aws.region,
+            zones.len()
+        ));
+    }
+    let wanted = desired::desired(
+        stack,
+        &desired::Context {
+            region: &aws.region,
+            availability_zones: &zones,
+        },
+    );
+    if !stack.capacity_providers.is_empty() {
+        let findings = match &stack.network {
+            Some(Network::Existing(net)) => preflight::existing(&aws, stack, net).await?,
+            Some(Network::Managed(_)) => preflight::planned(stack, &wanted),
+            None => Vec::new(),
+        };
+        if !findings.is_empty() {
+            return Err(miette!(
+                code = "lmi::preflight::no_egress",
+                "{}",
+                report::plan::render_findings(&findings)
+            ));
+        }
+    }
+    let plan = plan::diff(&stack.name, wanted, observation.resources.clone());
+    Ok(Prepared {
+        aws,
+        plan,
+        observation,
+    })
+}
+
+/// Asks "proceed?" on a terminal; elsewhere requires the flag.
+pub fn confirm(question: &str, auto_approve: bool) -> miette::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if auto_approve {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(miette!(
+            code = "lmi::confirm::no_tty",
+            help = "pass --auto-approve to run without a terminal (e.g. in CI)",
+            "no terminal to confirm on"
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().into_diagnostic()?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .into_diagnostic()?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

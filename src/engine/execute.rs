@@ -1,0 +1,286 @@
+//! Runs a plan in two walks: deletes (and the delete half of replaces) in reverse dependency
+//! order, then creates and updates in dependency order. Every created id is recorded at once,
+//! so a dependent resource can start the moment its dependencies exist.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::walk::{Outcome, walk};
+use super::{Event, Observer};
+use crate::aws::{Aws, AwsError};
+use crate::plan::graph::Graph;
+use crate::plan::resource::{Kind, Ref};
+use crate::plan::{Action, Address, Change, Plan};
+
+/// How long a delete may keep failing with a dependency conflict (ENIs still attached, a
+/// NAT gateway still releasing its address) before lmi gives up. AWS has been seen to hold
+/// VPC ENIs for 20–45 minutes (LMI-FACTS "Destroy order").
+const CONFLICT_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+
+/// What happened to each change.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub done: Vec<(Address, Action)>,
+    pub failed: Vec<(Address, AwsError)>,
+    pub skipped: Vec<(Address, Address)>,
+    pub cancelled: Vec<Address>,
+}
+
+impl Summary {
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty() && self.cancelled.is_empty()
+    }
+}
+
+type Ids = Arc<Mutex<BTreeMap<Address, String>>>;
+
+/// Carries out `plan`. `ids` holds the AWS id of every observed resource.
+pub async fn execute(
+    aws: &Aws,
+    plan: &Plan,
+    ids: BTreeMap<Address, String>,
+    parallelism: usize,
+    observer: Arc<dyn Observer>,
+    cancel: &CancellationToken,
+) -> Summary {
+    let ids: Ids = Arc::new(Mutex::new(ids));
+    let mut summary = Summary::default();
+
+    // Deletes first: a replaced resource must be gone before its successor takes its place
+    // (a subnet's CIDR, a role's name).
+    let deletes: Vec<Arc<Change>> = plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
+        .map(|c| Arc::new(c.clone()))
+        .collect();
+    let graph = graph_of(&deletes, |c| {
+        c.observed
+            .as_ref()
+            .map(|o| o.resource.spec.references().into_iter().cloned().collect())
+            .unwrap_or_default()
+    })
+    .reversed();
+    let outcomes = walk(&graph, parallelism, cancel, |i| {
+        let change = deletes[i].clone();
+        let (aws, ids, observer) = (aws.clone(), ids.clone(), observer.clone());
+        let cancel = cancel.clone();
+        async move { delete(&aws, &change, &ids, observer.as_ref(), &cancel).await }
+    })
+    .await;
+    record(
+        &mut summary,
+        &graph,
+        &deletes,
+        outcomes,
+        true,
+        observer.as_ref(),
+    );
+    if !summary.succeeded() {
+        // Creating on top of a half-deleted stack could collide; stop here and report.
+        return summary;
+    }
+
+    let upserts: Vec<Arc<Change>> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Delete)
+        .map(|c| Arc::new(c.clone()))
+        .collect();
+    let graph = graph_of(&upserts, |c| {
+        c.desired
+            .as_ref()
+            .map(|d| d.spec.references().into_iter().cloned().collect())
+            .unwrap_or_default()
+    });
+    let stack = plan.stack.clone();
+    let outcomes = walk(&graph, parallelism, cancel, |i| {
+        let change = upserts[i].clone();
+        let (aws, ids, observer, stack) =
+            (aws.clone(), ids.clone(), observer.clone(), stack.clone());
+        async move { upsert(&aws, &stack, &change, &ids, observer.as_ref()).await }
+    })
+    .await;
+    record(
+        &mut summary,
+        &graph,
+        &upserts,
+        outcomes,
+        false,
+        observer.as_ref(),
+    );
+    summary
+}
+
+fn graph_of(changes: &[Arc<Change>], references: impl Fn(&Change) -> Vec<Address>) -> Graph {
+    let by_address: BTreeMap<&Address, &Change> =
+        changes.iter().map(|c| (&c.address, c.as_ref())).collect();
+    Graph::new(changes.iter().map(|c| c.address.clone()).collect(), |a| {
+        by_address.get(a).map(|c| references(c)).unwrap_or_default()
+    })
+}
+
+fn record(
+    summary: &mut Summary,
+    graph: &Graph,
+    changes: &[Arc<Change>],
+    outcomes: Vec<Outcome>,
+    delete_phase: bool,
+    observer: &dyn Observer,
+) {
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let address = graph.nodes[i].clone();
+        match outcome {
+            // A replace is done only when its create half is.
+            Outcome::Done if delete_phase && changes[i].action == Action::Replace => {}
+            Outcome::Done => summary.done.push((address, changes[i].action)),
+            Outcome::Failed(e) => summary.failed.push((address, e)),
+            Outcome::Skipped { because } => {
+                let because = graph.nodes[because].clone();
+                observer.event(Event::Skipped {
+                    address: address.clone(),
+                    because: because.clone(),
+                });
+                summary.skipped.push((address, because));
+            }
+            Outcome::Cancelled => summary.cancelled.push(address),
+        }
+    }
+}
+
+async fn delete(
+    aws: &Aws,
+    change: &Change,
+    ids: &Ids,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+) -> Result<(), AwsError> {
+    let Some(have) = &change.observed else {
+        return Ok(());
+    };
+    let address = change.address.clone();
+    let action = change.action;
+    observer.event(Event::Started {
+        address: address.clone(),
+        action: Action::Delete,
+    });
+    let started = Instant::now();
+    let mut pause = Duration::from_secs(2);
+    let result = loop {
+        let result = match have.resource.address.kind {
+            Kind::Role => aws.iam.delete(have).await,
+            _ => aws.ec2.delete(have).await,
+        };
+        match result {
+            // Something still uses it (ENIs of a deleted endpoint, a NAT releasing its IP):
+            // AWS frees those on its own schedule; try again with backoff.
+            Err(e) if e.is_conflict() && started.elapsed() < CONFLICT_TIMEOUT => {
+                observer.event(Event::Waiting {
+                    address: address.clone(),
+                    reason: format!("{}; retrying in {} s", e.message, pause.as_secs()),
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = cancel.cancelled() => break Err(AwsError::lmi(
+                        "lmi",
+                        "Delete",
+                        address.to_string(),
+                        format!("interrupted while waiting: {}", e.message),
+                    )),
+                }
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+            other => break other,
+        }
+    };
+    match &result {
+        Ok(()) => {
+            if let Ok(mut ids) = ids.lock() {
+                ids.remove(&address);
+            }
+            if action == Action::Delete {
+                observer.event(Event::Finished {
+                    address,
+                    action,
+                    elapsed: started.elapsed(),
+                });
+            }
+        }
+        Err(e) => observer.event(Event::Failed {
+            address,
+            action,
+            error: e.to_string(),
+        }),
+    }
+    result
+}
+
+async fn upsert(
+    aws: &Aws,
+    stack: &str,
+    change: &Change,
+    ids: &Ids,
+    observer: &dyn Observer,
+) -> Result<(), AwsError> {
+    let Some(want) = &change.desired else {
+        return Ok(());
+    };
+    let address = change.address.clone();
+    let action = change.action;
+    observer.event(Event::Started {
+        address: address.clone(),
+        action,
+    });
+    let started = Instant::now();
+    let lookup = ids.clone();
+    let resolve = move |r: &Ref| -> Result<String, AwsError> {
+        match r {
+            Ref::External(id) => Ok(id.clone()),
+            Ref::Resource(a) => lookup
+                .lock()
+                .ok()
+                .and_then(|ids| ids.get(a).cloned())
+                .ok_or_else(|| {
+                    AwsError::lmi(
+                        "lmi",
+                        "Resolve",
+                        a.to_string(),
+                        "no AWS id: it was not created",
+                    )
+                }),
+        }
+    };
+    let result = match (action, &change.observed) {
+        (Action::Update, Some(have)) => match want.address.kind {
+            Kind::Role => aws.iam.update(have, want).await,
+            _ => aws.ec2.update(have, want, &resolve).await,
+        },
+        _ => {
+            let id = match want.address.kind {
+                Kind::Role => aws.iam.create(want, stack).await,
+                _ => aws.ec2.create(want, &resolve).await,
+            };
+            id.map(|id| {
+                if let Ok(mut ids) = ids.lock() {
+                    ids.insert(address.clone(), id);
+                }
+            })
+        }
+    };
+    match &result {
+        Ok(()) => observer.event(Event::Finished {
+            address,
+            action,
+            elapsed: started.elapsed(),
+        }),
+        Err(e) => observer.event(Event::Failed {
+            address,
+            action,
+            error: e.to_string(),
+        }),
+    }
+    result
+}
