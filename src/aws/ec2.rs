@@ -164,9 +164,12 @@ impl Ec2 {
             self.security_groups(stack),
             self.endpoints(stack),
         )?;
+        // The server-side filter is a speed-up, not the guarantee: check every tag here, so a
+        // filter an endpoint ignores can never put another stack's resource in lmi's hands.
         Ok([vpcs, igws, subnets, eips, nats, tables, groups, endpoints]
             .into_iter()
             .flatten()
+            .filter(|o| o.resource.tags.get(STACK_TAG).map(String::as_str) == Some(stack))
             .collect())
     }
 
