@@ -4,7 +4,6 @@
 use std::fmt;
 
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use miette::Diagnostic;
 
@@ -54,19 +53,17 @@ impl AwsError {
                 let message = err
                     .message()
                     .map(str::to_string)
-                    .unwrap_or_else(|| DisplayErrorContext(&error).to_string());
+                    .unwrap_or_else(|| chain(&error));
                 let kind = classify(code.as_deref().unwrap_or(""));
                 (code, message, kind)
             }
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => (
-                None,
-                DisplayErrorContext(&error).to_string(),
-                ErrorKind::Unreachable,
-            ),
             _ => {
-                let message = DisplayErrorContext(&error).to_string();
+                let message = chain(&error);
+                // Missing credentials surface as a failure to sign or dispatch the request.
                 let kind = if message.contains("credentials") || message.contains("identity") {
                     ErrorKind::Credentials
+                } else if matches!(error, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
+                    ErrorKind::Unreachable
                 } else {
                     ErrorKind::Other
                 };
@@ -107,6 +104,20 @@ impl AwsError {
     pub fn is_conflict(&self) -> bool {
         self.kind == ErrorKind::Conflict
     }
+}
+
+/// An error and its sources, each once, in plain words (the SDK's Debug dump helps nobody).
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// AWS error codes by what lmi does about them. Codes differ per service for the same idea.
@@ -160,6 +171,13 @@ fn classify(code: &str) -> ErrorKind {
 
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Errors lmi finds itself (a wait that timed out, no region) name no AWS operation.
+        if self.service == "lmi" {
+            if !self.resource.is_empty() {
+                write!(f, "`{}`: ", self.resource)?;
+            }
+            return f.write_str(&self.message);
+        }
         write!(
             f,
             "{}:{} for `{}` failed: ",

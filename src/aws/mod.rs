@@ -42,7 +42,7 @@ impl Aws {
             return Err(AwsError::lmi(
                 "lmi",
                 "Configure",
-                "region",
+                "",
                 "no AWS region: set `region` in [stack], AWS_REGION, or a region in your AWS profile",
             ));
         };
