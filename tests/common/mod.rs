@@ -169,7 +169,10 @@ impl Target {
     /// `lmi ARGS` with this target's environment and no colour.
     pub fn lmi(&self, dir: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lmi"));
-        cmd.current_dir(dir).args(args).env("NO_COLOR", "1").stdin(Stdio::null());
+        cmd.current_dir(dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
         for (k, v) in self.env() {
             cmd.env(k, v);
         }
@@ -206,7 +209,11 @@ pub struct Output {
 impl Output {
     /// Asserts the exit code, showing both streams when it differs.
     pub fn expect(self, code: i32) -> Output {
-        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -219,7 +226,11 @@ pub fn unique_stack(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{}{n}{:x}", std::process::id() % 10_000, nanos % 0xfff)
+    format!(
+        "{prefix}-{}{n}{:x}",
+        std::process::id() % 10_000,
+        nanos % 0xfff
+    )
 }
 
 /// A directory holding `lmi.toml` with `text`, and a handler directory its functions can use
