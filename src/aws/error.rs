@@ -62,7 +62,10 @@ impl AwsError {
                 // Missing credentials surface as a failure to sign or dispatch the request.
                 let kind = if message.contains("credentials") || message.contains("identity") {
                     ErrorKind::Credentials
-                } else if matches!(error, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
+                } else if matches!(
+                    error,
+                    SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+                ) {
                     ErrorKind::Unreachable
                 } else {
                     ErrorKind::Other
