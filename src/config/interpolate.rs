@@ -85,7 +85,9 @@ fn expand(
     if !is_variable_name(name) {
         return Err(InterpolationErrorKind::Malformed);
     }
+    // As in the shell, `:-` also replaces a variable that is set but empty.
     match (lookup(name), default) {
+        (Some(value), Some(default)) if value.is_empty() => Ok(default.to_string()),
         (Some(value), _) => Ok(value),
         (None, Some(default)) => Ok(default.to_string()),
         (None, None) => Err(InterpolationErrorKind::Unset(name.to_string())),
@@ -119,7 +121,8 @@ mod tests {
         assert_eq!(run("demo-${env:JOB}").unwrap(), "demo-42");
         assert_eq!(run("demo${env:NOPE:-}").unwrap(), "demo");
         assert_eq!(run("${env:NOPE:-us-east-1}").unwrap(), "us-east-1");
-        assert_eq!(run("${env:EMPTY:-x}").unwrap(), "");
+        assert_eq!(run("${env:EMPTY:-x}").unwrap(), "x");
+        assert_eq!(run("${env:EMPTY}").unwrap(), "");
         assert_eq!(run("no refs, $5 and $x").unwrap(), "no refs, $5 and $x");
         assert_eq!(run("$${env:JOB}").unwrap(), "${env:JOB}");
     }

@@ -111,10 +111,13 @@ pub fn load_str(
         invalid: Default::default(),
     };
     let stack = parse_and_validate(text, base_dir, &mut cx);
+    let mut problems = cx.problems.into_vec();
+    // In file order, as a reader goes through it (stable: same place, order found).
+    problems.sort_by_key(|p| p.span.start);
     Loaded {
         file,
         stack,
-        problems: cx.problems.into_vec(),
+        problems,
     }
 }
 

@@ -300,19 +300,45 @@ fn type_error<T>(
     path: &str,
     cx: &mut Cx,
 ) -> Option<T> {
-    cx.reject(
-        path,
-        Problem::error(
-            "lmi::config::wrong_type",
-            value.span(),
-            format!(
-                "`{path}` must be {expected}, found {}",
-                article(found.type_str())
-            ),
-        )
-        .label(format!("expected {expected}")),
-    );
+    let mut problem = Problem::error(
+        "lmi::config::wrong_type",
+        value.span(),
+        format!(
+            "`{path}` must be {expected}, found {}",
+            article(found.type_str())
+        ),
+    )
+    .label(format!("expected {expected}"));
+    if let Some(help) = type_help(
+        cx.text.get(value.span()).unwrap_or_default(),
+        found,
+        expected,
+    ) {
+        problem = problem.help(help);
+    }
+    cx.reject(path, problem);
     None
+}
+
+/// The fix for the usual type slips: a number where TOML wants a string, quotes around a
+/// number, one comma-separated string where a list is wanted.
+fn type_help(raw: &str, found: &DeValue, expected: &str) -> Option<String> {
+    match found {
+        DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) if expected == "a string" => {
+            Some(format!("quote it: \"{raw}\""))
+        }
+        DeValue::String(s)
+            if (expected == "an integer" && s.trim().parse::<i64>().is_ok())
+                || (expected == "a number" && s.trim().parse::<f64>().is_ok()) =>
+        {
+            Some(format!("remove the quotes: {}", s.trim()))
+        }
+        DeValue::String(s) if expected == "an array" => {
+            let items: Vec<String> = s.split(',').map(|i| format!("\"{}\"", i.trim())).collect();
+            Some(format!("write a list: [{}]", items.join(", ")))
+        }
+        _ => None,
+    }
 }
 
 pub(super) fn article(type_name: &str) -> String {

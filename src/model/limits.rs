@@ -45,3 +45,8 @@ pub const AZS: RangeInclusive<i64> = 1..=6;
 /// Invokes and concurrency of one test.
 pub const TEST_INVOCATIONS: RangeInclusive<i64> = 1..=10_000;
 pub const TEST_CONCURRENCY: RangeInclusive<i64> = 1..=1_000;
+
+/// Total size of a function's environment variables, keys and values (Lambda quotas).
+pub const ENVIRONMENT_BYTES_MAX: usize = 4096;
+/// Tags per resource (EC2, IAM, Lambda), less the three lmi sets: lmi:stack, lmi:resource, Name.
+pub const USER_TAGS_MAX: usize = 50 - 3;

@@ -288,9 +288,14 @@ impl<'r> Validator<'_> {
         stack: Option<&str>,
         providers: &[(&RawCapacityProvider, CapacityProvider)],
     ) -> Vec<(&'r RawFunction, Function)> {
+        let declared: Vec<&str> = raw
+            .capacity_providers
+            .iter()
+            .map(|cp| cp.name.get_ref().as_str())
+            .collect();
         raw.functions
             .iter()
-            .filter_map(|f| Some((f, self.function(f, stack, providers)?)))
+            .filter_map(|f| Some((f, self.function(f, stack, providers, &declared)?)))
             .collect()
     }
 
@@ -299,6 +304,7 @@ impl<'r> Validator<'_> {
         raw: &RawFunction,
         stack: Option<&str>,
         providers: &[(&RawCapacityProvider, CapacityProvider)],
+        declared: &[&str],
     ) -> Option<Function> {
         let name = raw.name.get_ref().clone();
         let aws = aws_name(stack.unwrap_or(""), &name);
@@ -315,7 +321,9 @@ impl<'r> Validator<'_> {
                 let found = providers
                     .iter()
                     .find(|(_, cp)| &cp.name == reference.get_ref());
-                if found.is_none() {
+                // A provider that is declared but has errors of its own is not "unknown": its
+                // own problems are reported where it is.
+                if found.is_none() && !declared.contains(&reference.get_ref().as_str()) {
                     self.unknown_provider(reference, providers);
                 }
                 // Keep checking the function's own rules as LMI even when the name is wrong.
@@ -577,6 +585,18 @@ impl<'r> Validator<'_> {
             );
             return None;
         };
+        if value.get_ref().trim().is_empty() {
+            self.push(
+                Problem::error(
+                    "lmi::function::code_missing",
+                    value.span(),
+                    "empty code path",
+                )
+                .label("would zip the whole project, lmi.toml included")
+                .help("name the handler's directory (code = \"handler\") or a built zip"),
+            );
+            return None;
+        }
         let path = self.base_dir.join(value.get_ref());
         let is_zip = Path::new(value.get_ref())
             .extension()
@@ -685,7 +705,9 @@ impl<'r> Validator<'_> {
         let mut ok = true;
         for (key, value) in raw.environment.iter().flat_map(|e| e.get_ref()) {
             let k = key.get_ref();
-            let valid = k.starts_with(|c: char| c.is_ascii_alphabetic())
+            // AWS's pattern is [a-zA-Z]([a-zA-Z0-9_])+: at least two characters.
+            let valid = k.len() >= 2
+                && k.starts_with(|c: char| c.is_ascii_alphabetic())
                 && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 ok = false;
@@ -695,7 +717,7 @@ impl<'r> Validator<'_> {
                         key.span(),
                         format!("`{k}` is not a valid variable name"),
                     )
-                    .label("letters, digits and _, starting with a letter"),
+                    .label("2 or more letters, digits and _, starting with a letter"),
                 );
             } else if RESERVED_ENV.contains(&k.as_str()) {
                 ok = false;
@@ -710,6 +732,25 @@ impl<'r> Validator<'_> {
                 );
             }
             out.insert(k.clone(), value.get_ref().clone());
+        }
+        // Lambda caps the whole set at 4 KB (DG configuration-envvars, quotas).
+        let size: usize = out.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if let Some(env) = &raw.environment
+            && size > limits::ENVIRONMENT_BYTES_MAX
+        {
+            ok = false;
+            self.push(
+                Problem::error(
+                    "lmi::function::environment_size",
+                    env.span(),
+                    format!(
+                        "the environment is {size} bytes; Lambda allows {} in all",
+                        limits::ENVIRONMENT_BYTES_MAX
+                    ),
+                )
+                .label("too large")
+                .help("move large values to SSM Parameter Store or Secrets Manager and read them at init"),
+            );
         }
         ok.then_some(out)
     }
@@ -783,6 +824,21 @@ impl<'r> Validator<'_> {
                     format!("`max_environments` ({hi}) is below `min_environments` ({lo})"),
                 )
                 .label("must be at least min_environments"),
+            );
+            return None;
+        }
+        // AWS starts 3 environments when no minimum is given (LMI-FACTS, FunctionScalingConfig).
+        if let (None, Some(Some(hi)), Some(max_value)) = (min, max, &raw.max_environments)
+            && hi < 3
+        {
+            self.push(
+                Problem::error(
+                    "lmi::function::environments",
+                    max_value.span(),
+                    format!("`max_environments` ({hi}) is below AWS's default minimum of 3"),
+                )
+                .label("below the default min_environments")
+                .help("set min_environments too, at most this value"),
             );
             return None;
         }

@@ -165,8 +165,10 @@ impl Validator<'_> {
                     "first_only" => InitExpectation::FirstOnly,
                     _ => InitExpectation::Any,
                 };
+                // "any" asserts nothing about traces, so it doesn't need them.
                 let untraced = target.filter(|f| {
-                    !f.tracing.as_ref().is_some_and(|t| *t.get_ref())
+                    expectation != InitExpectation::Any
+                        && !f.tracing.as_ref().is_some_and(|t| *t.get_ref())
                         && !self
                             .invalid
                             .contains(&format!("functions.{}.tracing", f.name.get_ref()))

@@ -143,6 +143,21 @@ impl Validator<'_> {
 
     fn tags(&mut self, tags: Option<&Pairs>) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
+        if let Some(tags) = tags
+            && tags.get_ref().len() > crate::model::limits::USER_TAGS_MAX
+        {
+            self.push(
+                Problem::error(
+                    "lmi::stack::too_many_tags",
+                    tags.span(),
+                    format!(
+                        "{} tags; AWS allows 50 per resource and lmi sets 3 of its own",
+                        tags.get_ref().len()
+                    ),
+                )
+                .label(format!("at most {}", crate::model::limits::USER_TAGS_MAX)),
+            );
+        }
         for (key, value) in tags.map(|t| t.get_ref().as_slice()).unwrap_or_default() {
             let k = key.get_ref();
             if k.starts_with("aws:") || k.starts_with("lmi:") {

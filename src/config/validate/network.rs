@@ -584,7 +584,22 @@ impl Validator<'_> {
                 ["logs", "xray"]
                     .iter()
                     .filter(|e| missing.contains(e) || listed.contains(e))
-                    .chain(listed.iter().filter(|e| !["logs", "xray"].contains(e)))
+                    .chain(
+                        // Keep the user's other endpoints, but only valid, distinct short names:
+                        // the suggestion must itself validate.
+                        listed
+                            .iter()
+                            .filter(|e| !["logs", "xray", "s3", "dynamodb"].contains(e))
+                            .filter(|e| {
+                                !e.starts_with("com.")
+                                    && e.chars().all(|c| {
+                                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'
+                                    })
+                            })
+                            .enumerate()
+                            .filter(|(i, e)| !listed[..*i].contains(e))
+                            .map(|(_, e)| e),
+                    )
                     .map(|e| format!("\"{e}\""))
                     .collect::<Vec<_>>()
                     .join(", ")
