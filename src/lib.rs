@@ -11,5 +11,6 @@ pub mod config;
 pub mod engine;
 pub mod exit;
 pub mod model;
+pub mod package;
 pub mod plan;
 pub mod report;

@@ -691,7 +691,9 @@ impl Ec2 {
                 self.wait_endpoint(&id, &at, Some("available")).await?;
                 Ok(id)
             }
-            Spec::Role { .. } => Err(AwsError::lmi("ec2", "Create", &at, "not an EC2 resource")),
+            Spec::Role { .. } | Spec::CapacityProvider { .. } | Spec::Function { .. } => {
+                Err(AwsError::lmi("ec2", "Create", &at, "not an EC2 resource"))
+            }
         }
     }
 
@@ -996,6 +998,38 @@ impl Ec2 {
 
     /// Deletes a resource of the stack and waits until it no longer holds anything.
     /// "Not found" means someone already deleted it: done.
+    /// The network interfaces that still use a subnet or security group, as
+    /// `eni-… (description, status)`: what keeps its delete failing with DependencyViolation.
+    /// Empty for other kinds.
+    pub async fn interfaces_using(&self, have: &Observed) -> Result<Vec<String>, AwsError> {
+        let by = match &have.resource.spec {
+            Spec::Subnet { .. } => filter("subnet-id", &have.id),
+            Spec::SecurityGroup { .. } => filter("group-id", &have.id),
+            _ => return Ok(Vec::new()),
+        };
+        let out = self
+            .client
+            .describe_network_interfaces()
+            .filters(by)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("ec2", "DescribeNetworkInterfaces", &have.id, e))?;
+        Ok(out
+            .network_interfaces()
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} ({}; {})",
+                    n.network_interface_id().unwrap_or_default(),
+                    n.description()
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or("no description"),
+                    n.status().map_or("unknown status", |s| s.as_str())
+                )
+            })
+            .collect())
+    }
+
     pub async fn delete(&self, have: &Observed) -> Result<(), AwsError> {
         let result = self.delete_inner(have).await;
         match result {
@@ -1106,7 +1140,7 @@ impl Ec2 {
                 // Its network interfaces hold the subnets and security groups until it is gone.
                 self.wait_endpoint(id, &at, None).await?;
             }
-            Spec::Role { .. } => {}
+            Spec::Role { .. } | Spec::CapacityProvider { .. } | Spec::Function { .. } => {}
         }
         Ok(())
     }

@@ -75,7 +75,8 @@ impl Iam {
                 };
                 let policies = self.attached_policies(name).await?;
                 out.push(Observed {
-                    id: name.to_string(),
+                    // The ARN: what Lambda and CreateCapacityProvider refer to a role by.
+                    id: role.arn().to_string(),
                     resource: Resource {
                         address,
                         spec: Spec::Role {
@@ -129,7 +130,8 @@ impl Iam {
         Ok(out)
     }
 
-    /// Creates a role with its tags in the same call, then attaches its policies.
+    /// Creates a role with its tags in the same call, then attaches its policies. Returns its
+    /// ARN.
     pub async fn create(&self, resource: &Resource, stack: &str) -> Result<String, AwsError> {
         let Spec::Role {
             name,
@@ -150,7 +152,8 @@ impl Iam {
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect::<Result<_, _>>()
             .map_err(|e| AwsError::lmi("iam", "CreateRole", name, e.to_string()))?;
-        self.client
+        let out = self
+            .client
             .create_role()
             .role_name(name)
             .path(role_path(stack))
@@ -163,7 +166,7 @@ impl Iam {
         for policy in policies {
             self.attach(name, policy).await?;
         }
-        Ok(name.clone())
+        Ok(out.role().map(|r| r.arn().to_string()).unwrap_or_default())
     }
 
     async fn attach(&self, role: &str, policy: &str) -> Result<(), AwsError> {
@@ -254,7 +257,10 @@ impl Iam {
 
     /// Detaches every policy (IAM refuses to delete a role that has any), then deletes it.
     pub async fn delete(&self, have: &Observed) -> Result<(), AwsError> {
-        let name = have.id.as_str();
+        let Spec::Role { name, .. } = &have.resource.spec else {
+            return Ok(());
+        };
+        let name = name.as_str();
         let result: Result<(), AwsError> = async {
             for policy in self.attached_policies(name).await? {
                 self.detach(name, &policy).await?;

@@ -8,6 +8,7 @@ pub mod calls;
 pub mod ec2;
 pub mod error;
 pub mod iam;
+pub mod lambda;
 pub mod wait;
 
 use aws_config::BehaviorVersion;
@@ -22,6 +23,7 @@ pub struct Aws {
     pub region: String,
     pub ec2: ec2::Ec2,
     pub iam: iam::Iam,
+    pub lambda: lambda::Lambda,
     pub calls: CallLog,
 }
 
@@ -53,8 +55,12 @@ impl Aws {
         let iam = aws_sdk_iam::config::Builder::from(&config)
             .interceptor(calls.clone())
             .build();
+        let lambda = aws_sdk_lambda::config::Builder::from(&config)
+            .interceptor(calls.clone())
+            .build();
         Ok(Aws {
             region,
+            lambda: lambda::Lambda::new(aws_sdk_lambda::Client::from_conf(lambda)),
             ec2: ec2::Ec2::new(aws_sdk_ec2::Client::from_conf(ec2)),
             iam: iam::Iam::new(aws_sdk_iam::Client::from_conf(iam)),
             calls,

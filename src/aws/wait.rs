@@ -24,6 +24,22 @@ pub async fn poll<T, F, Fut>(
     timeout: Duration,
     at: &str,
     what: &str,
+    check: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Poll<T>>,
+{
+    poll_from(FIRST_INTERVAL, timeout, at, what, check).await
+}
+
+/// [`poll`] with a first pause of `first`, for APIs with a low read quota (capacity providers:
+/// 15 reads per second per account, shared by every provider being waited for).
+pub async fn poll_from<T, F, Fut>(
+    first: Duration,
+    timeout: Duration,
+    at: &str,
+    what: &str,
     mut check: F,
 ) -> Result<T, AwsError>
 where
@@ -31,7 +47,7 @@ where
     Fut: Future<Output = Poll<T>>,
 {
     let deadline = Instant::now() + timeout;
-    let mut interval = FIRST_INTERVAL;
+    let mut interval = first;
     loop {
         match check().await {
             Poll::Done(value) => return Ok(value),

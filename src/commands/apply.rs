@@ -30,6 +30,7 @@ pub async fn run(file: &Path, auto_approve: bool, args: RunArgs) -> miette::Resu
         &prepared.aws,
         &prepared.plan,
         prepared.observation.ids(),
+        &prepared.code,
         usize::from(args.parallelism),
         Arc::new(report::progress::Progress::new()),
         &cancel,

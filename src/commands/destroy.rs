@@ -53,6 +53,7 @@ pub async fn run(
         &aws,
         &plan,
         observation.ids(),
+        &engine::execute::Code::new(),
         usize::from(args.parallelism),
         Arc::new(report::progress::Progress::new()),
         &cancel,

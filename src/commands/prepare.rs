@@ -1,12 +1,14 @@
-//! What plan, apply and destroy share: load lmi.toml, connect, observe, diff, preflight.
+//! What plan, apply and destroy share: load lmi.toml, package the code, connect, observe, diff,
+//! preflight.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use miette::{IntoDiagnostic, miette};
 
 use crate::aws::Aws;
 use crate::config;
-use crate::engine::{self, Observation, preflight};
+use crate::engine::{self, Observation, execute::Code, preflight};
 use crate::model::{Network, Stack};
 use crate::plan::{self, Plan, desired};
 use crate::report;
@@ -36,10 +38,22 @@ pub struct Prepared {
     pub aws: Aws,
     pub plan: Plan,
     pub observation: Observation,
+    /// Every function's packaged code, by function name.
+    pub code: Code,
 }
 
-/// Connects, observes the stack, and diffs it with lmi.toml. Fails on a preflight finding.
+/// Packages the code, connects, observes the stack, and diffs it with lmi.toml. Fails on a
+/// build or packaging error (before any AWS call) or a preflight finding.
 pub async fn prepare(stack: &Stack) -> miette::Result<Prepared> {
+    // Packaging reads and compresses files: keep it off the async workers.
+    let owned = stack.clone();
+    let code = tokio::task::spawn_blocking(move || crate::package::package_stack(&owned))
+        .await
+        .map_err(|e| miette!("packaging stopped: {e}"))??;
+    let hashes: BTreeMap<String, String> = code
+        .iter()
+        .map(|(name, p)| (name.clone(), p.sha256.clone()))
+        .collect();
     let aws = Aws::connect(stack.region.as_deref()).await?;
     let (observation, zones) = futures::try_join!(
         engine::observe(&aws, &stack.name),
@@ -62,6 +76,7 @@ pub async fn prepare(stack: &Stack) -> miette::Result<Prepared> {
         &desired::Context {
             region: &aws.region,
             availability_zones: &zones,
+            code: &hashes,
         },
     );
     if !stack.capacity_providers.is_empty() {
@@ -83,6 +98,7 @@ pub async fn prepare(stack: &Stack) -> miette::Result<Prepared> {
         aws,
         plan,
         observation,
+        code,
     })
 }
 

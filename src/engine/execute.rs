@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::walk::{Outcome, walk};
 use super::{Event, Observer};
 use crate::aws::{Aws, AwsError};
+use crate::package::Package;
 use crate::plan::graph::Graph;
 use crate::plan::resource::{Kind, Ref};
 use crate::plan::{Action, Address, Change, Plan};
@@ -37,11 +38,16 @@ impl Summary {
 
 type Ids = Arc<Mutex<BTreeMap<Address, String>>>;
 
-/// Carries out `plan`. `ids` holds the AWS id of every observed resource.
+/// Each function's packaged code, by function name (empty for destroy).
+pub type Code = BTreeMap<String, Package>;
+
+/// Carries out `plan`. `ids` holds the AWS id of every observed resource; `code` the zip of
+/// every function the plan may create or update.
 pub async fn execute(
     aws: &Aws,
     plan: &Plan,
     ids: BTreeMap<Address, String>,
+    code: &Code,
     parallelism: usize,
     observer: Arc<dyn Observer>,
     cancel: &CancellationToken,
@@ -97,11 +103,17 @@ pub async fn execute(
             .unwrap_or_default()
     });
     let stack = plan.stack.clone();
+    let code = Arc::new(code.clone());
     let outcomes = walk(&graph, parallelism, cancel, |i| {
         let change = upserts[i].clone();
-        let (aws, ids, observer, stack) =
-            (aws.clone(), ids.clone(), observer.clone(), stack.clone());
-        async move { upsert(&aws, &stack, &change, &ids, observer.as_ref()).await }
+        let (aws, ids, observer, stack, code) = (
+            aws.clone(),
+            ids.clone(),
+            observer.clone(),
+            stack.clone(),
+            code.clone(),
+        );
+        async move { upsert(&aws, &stack, &change, &ids, &code, observer.as_ref()).await }
     })
     .await;
     record(
@@ -169,18 +181,34 @@ async fn delete(
     });
     let started = Instant::now();
     let mut pause = Duration::from_secs(2);
+    let progress = |reason: String| {
+        observer.event(Event::Waiting {
+            address: address.clone(),
+            reason,
+        })
+    };
     let result = loop {
         let result = match have.resource.address.kind {
             Kind::Role => aws.iam.delete(have).await,
+            Kind::CapacityProvider => aws.lambda.delete_provider(have, &progress).await,
+            Kind::Function => aws.lambda.delete_function(have, &progress).await,
             _ => aws.ec2.delete(have).await,
         };
         match result {
             // Something still uses it (ENIs of a deleted endpoint, a NAT releasing its IP):
             // AWS frees those on its own schedule; try again with backoff.
             Err(e) if e.is_conflict() && started.elapsed() < CONFLICT_TIMEOUT => {
+                // Name what holds a subnet or group, so a long wait is explained. A failed
+                // look is no reason to stop waiting.
+                let interfaces = match have.resource.address.kind {
+                    Kind::Subnet | Kind::SecurityGroup => {
+                        aws.ec2.interfaces_using(have).await.unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
                 observer.event(Event::Waiting {
                     address: address.clone(),
-                    reason: format!("{}; retrying in {} s", e.message, pause.as_secs()),
+                    reason: conflict_reason(&e.message, &interfaces, pause),
                 });
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
@@ -223,6 +251,7 @@ async fn upsert(
     stack: &str,
     change: &Change,
     ids: &Ids,
+    code: &Code,
     observer: &dyn Observer,
 ) -> Result<(), AwsError> {
     let Some(want) = &change.desired else {
@@ -253,14 +282,43 @@ async fn upsert(
                 }),
         }
     };
+    let progress = |reason: String| {
+        observer.event(Event::Waiting {
+            address: address.clone(),
+            reason,
+        })
+    };
+    let zip = code.get(&want.address.name).map(|p| p.zip.as_slice());
     let result = match (action, &change.observed) {
         (Action::Update, Some(have)) => match want.address.kind {
             Kind::Role => aws.iam.update(have, want).await,
+            Kind::CapacityProvider => aws.lambda.update_provider(have, want, &progress).await,
+            Kind::Function => {
+                aws.lambda
+                    .update_function(have, want, zip, &resolve, &progress)
+                    .await
+            }
             _ => aws.ec2.update(have, want, &resolve).await,
         },
         _ => {
             let id = match want.address.kind {
                 Kind::Role => aws.iam.create(want, stack).await,
+                Kind::CapacityProvider => {
+                    aws.lambda.create_provider(want, &resolve, &progress).await
+                }
+                Kind::Function => match zip {
+                    Some(zip) => {
+                        aws.lambda
+                            .create_function(want, zip, &resolve, &progress)
+                            .await
+                    }
+                    None => Err(AwsError::lmi(
+                        "lambda",
+                        "CreateFunction",
+                        address.to_string(),
+                        "no code was packaged for this function",
+                    )),
+                },
                 _ => aws.ec2.create(want, &resolve).await,
             };
             id.map(|id| {
@@ -283,4 +341,36 @@ async fn upsert(
         }),
     }
     result
+}
+
+/// Why a delete is waiting: AWS's message, and the network interfaces that hold the resource.
+fn conflict_reason(message: &str, interfaces: &[String], pause: Duration) -> String {
+    if interfaces.is_empty() {
+        return format!("{message}; retrying in {} s", pause.as_secs());
+    }
+    format!(
+        "{} network interface(s) still use it: {}. AWS releases them on its own once what made them (capacity provider instances, VPC endpoints, Lambda) is gone, which has taken up to 45 minutes; retrying in {} s",
+        interfaces.len(),
+        interfaces.join(", "),
+        pause.as_secs()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocked_delete_names_the_interfaces_and_why() {
+        let plain = conflict_reason("in use", &[], Duration::from_secs(4));
+        assert_eq!(plain, "in use; retrying in 4 s");
+        let enis = vec!["eni-1 (AWS Lambda VPC ENI; in-use)".to_string()];
+        let text = conflict_reason("has dependencies", &enis, Duration::from_secs(8));
+        assert!(
+            text.starts_with("1 network interface(s) still use it: eni-1"),
+            "{text}"
+        );
+        assert!(text.contains("45 minutes"), "{text}");
+        assert!(text.ends_with("retrying in 8 s"), "{text}");
+    }
 }

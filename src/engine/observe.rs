@@ -23,8 +23,14 @@ impl Observation {
 
 /// Discovers every resource tagged with the stack, in all the services lmi uses at once.
 pub async fn observe(aws: &Aws, stack: &str) -> Result<Observation, AwsError> {
-    let (network, roles) = futures::try_join!(aws.ec2.observe(stack), aws.iam.observe(stack))?;
-    Ok(resolve(network.into_iter().chain(roles).collect()))
+    let (network, roles, lambda) = futures::try_join!(
+        aws.ec2.observe(stack),
+        aws.iam.observe(stack),
+        aws.lambda.observe(stack)
+    )?;
+    Ok(resolve(
+        network.into_iter().chain(roles).chain(lambda).collect(),
+    ))
 }
 
 /// Rewrites AWS ids that belong to the stack as addresses, so observed specs compare with

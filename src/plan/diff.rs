@@ -75,6 +75,22 @@ fn forces_replace(kind: Kind, field: &str) -> bool {
         // EC2 has no call to change a group's description.
         Kind::SecurityGroup => &["vpc", "description"],
         Kind::VpcEndpoint => &["vpc", "service", "endpoint.type"],
+        // UpdateCapacityProvider changes only the scaling config (LMI-FACTS).
+        Kind::CapacityProvider => &[
+            "name",
+            "subnets",
+            "security_groups",
+            "operator_role",
+            "architecture",
+            "allowed_instance_types",
+            "excluded_instance_types",
+            "kms_key_arn",
+        ],
+        // The compute type is fixed at creation ("CapacityProviderConfig isn't supported for
+        // Lambda Default functions"). Moving between providers is a replace too: no AWS
+        // document says UpdateFunctionConfiguration may, and the old provider could not be
+        // deleted while the function still held it.
+        Kind::Function => &["name", "capacity_provider"],
     };
     fields.contains(&field)
 }

@@ -20,10 +20,12 @@ pub enum Kind {
     RouteTable,
     SecurityGroup,
     VpcEndpoint,
+    CapacityProvider,
+    Function,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Role,
         Kind::Vpc,
         Kind::InternetGateway,
@@ -33,6 +35,8 @@ impl Kind {
         Kind::RouteTable,
         Kind::SecurityGroup,
         Kind::VpcEndpoint,
+        Kind::CapacityProvider,
+        Kind::Function,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +50,8 @@ impl Kind {
             Kind::RouteTable => "route_table",
             Kind::SecurityGroup => "security_group",
             Kind::VpcEndpoint => "vpc_endpoint",
+            Kind::CapacityProvider => "capacity_provider",
+            Kind::Function => "function",
         }
     }
 
@@ -188,6 +194,49 @@ pub enum Spec {
         service: String,
         endpoint: EndpointKind,
     },
+    /// AWS defaults are filled in (see `plan::desired::normalize`), so an unset field and
+    /// AWS's default compare equal.
+    CapacityProvider {
+        /// The AWS name, `{stack}-{name}`; fixed at creation.
+        name: String,
+        subnets: Vec<Ref>,
+        security_groups: Vec<Ref>,
+        operator_role: Ref,
+        architecture: String,
+        /// Sorted; at most one of the two lists is non-empty.
+        allowed_instance_types: Vec<String>,
+        excluded_instance_types: Vec<String>,
+        max_vcpus: u32,
+        /// `Auto` or `Manual`.
+        scaling_mode: String,
+        /// Target CPU utilizations of the Manual policies, formatted (`f64` has no `Eq`).
+        cpu_targets: Vec<String>,
+        kms_key_arn: Option<String>,
+    },
+    Function {
+        /// The AWS name, `{stack}-{name}`; fixed at creation.
+        name: String,
+        runtime: String,
+        handler: String,
+        role: Ref,
+        memory_mb: u32,
+        timeout_s: u32,
+        environment: BTreeMap<String, String>,
+        architecture: String,
+        tracing: bool,
+        /// Base64 SHA-256 of the zip, as Lambda reports `CodeSha256`.
+        code_sha256: String,
+        /// `None` for a default function; set for LMI. Changing it either way is a replace.
+        capacity_provider: Option<Ref>,
+        /// The LMI fields; all `None` for a default function.
+        per_environment_max_concurrency: Option<u32>,
+        memory_gib_per_vcpu: Option<u8>,
+        min_environments: Option<u32>,
+        max_environments: Option<u32>,
+        /// `latest_published` or `version`; observed from the versions that exist, `None`
+        /// when nothing is published yet.
+        publish: Option<String>,
+    },
 }
 
 impl Spec {
@@ -202,6 +251,8 @@ impl Spec {
             Spec::RouteTable { .. } => Kind::RouteTable,
             Spec::SecurityGroup { .. } => Kind::SecurityGroup,
             Spec::VpcEndpoint { .. } => Kind::VpcEndpoint,
+            Spec::CapacityProvider { .. } => Kind::CapacityProvider,
+            Spec::Function { .. } => Kind::Function,
         }
     }
 
@@ -260,6 +311,30 @@ impl Spec {
                     }
                 }
             }
+            Spec::CapacityProvider {
+                subnets,
+                security_groups,
+                operator_role,
+                ..
+            } => {
+                subnets
+                    .iter_mut()
+                    .chain(security_groups.iter_mut())
+                    .for_each(&mut f);
+                f(operator_role);
+                subnets.sort();
+                security_groups.sort();
+            }
+            Spec::Function {
+                role,
+                capacity_provider,
+                ..
+            } => {
+                f(role);
+                if let Some(cp) = capacity_provider {
+                    f(cp);
+                }
+            }
         }
     }
 
@@ -302,6 +377,23 @@ impl Spec {
                     } => refs.extend(subnets.iter().chain(security_groups)),
                     EndpointKind::Gateway { route_tables } => refs.extend(route_tables),
                 }
+            }
+            Spec::CapacityProvider {
+                subnets,
+                security_groups,
+                operator_role,
+                ..
+            } => {
+                refs.extend(subnets.iter().chain(security_groups));
+                refs.push(operator_role);
+            }
+            Spec::Function {
+                role,
+                capacity_provider,
+                ..
+            } => {
+                refs.push(role);
+                refs.extend(capacity_provider);
             }
         }
         refs.into_iter()

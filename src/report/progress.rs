@@ -81,7 +81,7 @@ impl Observer for Progress {
             Event::Waiting { address, reason } => match &self.bars {
                 Some((_, bars)) => {
                     if let Some(bar) = bars.lock().ok().and_then(|b| b.get(&address).cloned()) {
-                        bar.set_message(format!("deleting {address}: waiting ({reason})"));
+                        bar.set_message(format!("{address}: {reason}"));
                     }
                 }
                 None => eprintln!("  … waiting on {address}: {reason}"),
