@@ -24,6 +24,11 @@ const CONFLICT_TIMEOUT: Duration = Duration::from_secs(45 * 60);
 /// What happened to each change.
 #[derive(Debug, Default)]
 pub struct Summary {
+    /// Wall time of the walks (deletes, then creates and updates).
+    pub elapsed: Duration,
+    /// The least time any schedule could have taken with the durations measured (see
+    /// `Walked::critical_path`): `elapsed` near it means the walker wasted nothing.
+    pub critical_path: Duration,
     pub done: Vec<(Address, Action)>,
     pub failed: Vec<(Address, AwsError)>,
     pub skipped: Vec<(Address, Address)>,
@@ -54,6 +59,7 @@ pub async fn execute(
 ) -> Summary {
     let ids: Ids = Arc::new(Mutex::new(ids));
     let mut summary = Summary::default();
+    let started = Instant::now();
 
     // Deletes first: a replaced resource must be gone before its successor takes its place
     // (a subnet's CIDR, a role's name).
@@ -70,22 +76,24 @@ pub async fn execute(
             .unwrap_or_default()
     })
     .reversed();
-    let outcomes = walk(&graph, parallelism, cancel, |i| {
+    let walked = walk(&graph, parallelism, cancel, |i| {
         let change = deletes[i].clone();
         let (aws, ids, observer) = (aws.clone(), ids.clone(), observer.clone());
         let cancel = cancel.clone();
         async move { delete(&aws, &change, &ids, observer.as_ref(), &cancel).await }
     })
     .await;
+    summary.critical_path += walked.critical_path(&graph);
     record(
         &mut summary,
         &graph,
         &deletes,
-        outcomes,
+        walked.outcomes,
         true,
         observer.as_ref(),
     );
     if !summary.succeeded() {
+        summary.elapsed = started.elapsed();
         // Creating on top of a half-deleted stack could collide; stop here and report.
         return summary;
     }
@@ -104,7 +112,7 @@ pub async fn execute(
     });
     let stack = plan.stack.clone();
     let code = Arc::new(code.clone());
-    let outcomes = walk(&graph, parallelism, cancel, |i| {
+    let walked = walk(&graph, parallelism, cancel, |i| {
         let change = upserts[i].clone();
         let (aws, ids, observer, stack, code) = (
             aws.clone(),
@@ -116,14 +124,16 @@ pub async fn execute(
         async move { upsert(&aws, &stack, &change, &ids, &code, observer.as_ref()).await }
     })
     .await;
+    summary.critical_path += walked.critical_path(&graph);
     record(
         &mut summary,
         &graph,
         &upserts,
-        outcomes,
+        walked.outcomes,
         false,
         observer.as_ref(),
     );
+    summary.elapsed = started.elapsed();
     summary
 }
 

@@ -3,6 +3,7 @@
 //! skipped and names the root cause; cancellation stops new starts and lets running ones end.
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -22,13 +23,29 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// Walks `graph`, calling `run(i)` for each node; returns each node's outcome.
+/// What a walk did: each node's outcome, and how long each node that ran took.
+#[derive(Debug)]
+pub struct Walked {
+    pub outcomes: Vec<Outcome>,
+    pub durations: Vec<Duration>,
+}
+
+impl Walked {
+    /// The longest dependency chain of the nodes' measured durations: the least wall time any
+    /// schedule could have achieved with these durations. Compared with the real wall time,
+    /// it shows what the walker's scheduling costs (docs/performance.md).
+    pub fn critical_path(&self, graph: &Graph) -> Duration {
+        graph.critical_path(|i| self.durations[i])
+    }
+}
+
+/// Walks `graph`, calling `run(i)` for each node.
 pub async fn walk<F, Fut>(
     graph: &Graph,
     parallelism: usize,
     cancel: &CancellationToken,
     run: F,
-) -> Vec<Outcome>
+) -> Walked
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<(), AwsError>> + Send + 'static,
@@ -43,20 +60,28 @@ where
         }
     }
     let mut ready: Vec<usize> = (0..n).filter(|&i| waiting_on[i] == 0).rev().collect();
+    let mut durations = vec![Duration::ZERO; n];
     let mut running = JoinSet::new();
     let mut task_node = std::collections::HashMap::new();
     loop {
         while running.len() < parallelism.max(1) && !cancel.is_cancelled() {
             let Some(node) = ready.pop() else { break };
             let task = run(node);
-            let handle = running.spawn(task);
+            let handle = running.spawn(async move {
+                let started = Instant::now();
+                let result = task.await;
+                (result, started.elapsed())
+            });
             task_node.insert(handle.id(), node);
         }
         let Some(joined) = running.join_next_with_id().await else {
             break;
         };
         let (node, result) = match joined {
-            Ok((id, result)) => (task_node[&id], result),
+            Ok((id, (result, elapsed))) => {
+                durations[task_node[&id]] = elapsed;
+                (task_node[&id], result)
+            }
             // A panicking task is a bug in lmi; report it on its node, don't abort the walk.
             Err(e) => {
                 let node = task_node[&e.id()];
@@ -88,10 +113,13 @@ where
             }
         }
     }
-    outcomes
-        .into_iter()
-        .map(|o| o.unwrap_or(Outcome::Cancelled))
-        .collect()
+    Walked {
+        outcomes: outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Cancelled))
+            .collect(),
+        durations,
+    }
 }
 
 fn skip_dependents(
@@ -146,7 +174,8 @@ mod tests {
                 }
             }
         })
-        .await;
+        .await
+        .outcomes;
         let order = order.lock().unwrap().clone();
         assert_eq!(order[0], 0);
         assert!(!order.contains(&3));
@@ -171,7 +200,8 @@ mod tests {
                 Ok(())
             }
         })
-        .await;
+        .await
+        .outcomes;
         assert!(outcomes.iter().all(|o| matches!(o, Outcome::Done)));
         assert_eq!(peak.load(Ordering::SeqCst), 3);
     }
@@ -188,7 +218,8 @@ mod tests {
                 Ok(())
             }
         })
-        .await;
+        .await
+        .outcomes;
         assert!(matches!(outcomes[0], Outcome::Done));
         assert!(matches!(outcomes[1], Outcome::Cancelled));
     }

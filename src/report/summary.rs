@@ -44,6 +44,12 @@ pub fn apply(summary: &Summary, elapsed: Duration, log: &[Call]) -> String {
         count(Action::Delete),
         calls(log)
     );
+    let _ = write!(
+        out,
+        "\nChanges took {:.2} s; their longest dependency chain {:.2} s.",
+        summary.elapsed.as_secs_f64(),
+        summary.critical_path.as_secs_f64()
+    );
     for (address, error) in &summary.failed {
         let _ = write!(out, "\n  ✗ {address}: {error}");
     }
