@@ -1030,15 +1030,8 @@ impl Ec2 {
             .collect())
     }
 
+    /// "Not found" is returned as such; the engine counts it as already deleted.
     pub async fn delete(&self, have: &Observed) -> Result<(), AwsError> {
-        let result = self.delete_inner(have).await;
-        match result {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
-        }
-    }
-
-    async fn delete_inner(&self, have: &Observed) -> Result<(), AwsError> {
         let at = have.resource.address.to_string();
         let id = have.id.as_str();
         match &have.resource.spec {

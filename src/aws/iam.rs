@@ -256,44 +256,38 @@ impl Iam {
     }
 
     /// Detaches every policy (IAM refuses to delete a role that has any), then deletes it.
+    /// "Not found" is returned as such; the engine counts it as already deleted.
     pub async fn delete(&self, have: &Observed) -> Result<(), AwsError> {
         let Spec::Role { name, .. } = &have.resource.spec else {
             return Ok(());
         };
         let name = name.as_str();
-        let result: Result<(), AwsError> = async {
-            for policy in self.attached_policies(name).await? {
-                self.detach(name, &policy).await?;
-            }
-            let inline = self
-                .client
-                .list_role_policies()
-                .role_name(name)
-                .send()
-                .await
-                .map_err(|e| AwsError::new("iam", "ListRolePolicies", name, e))?;
-            for policy in inline.policy_names() {
-                self.client
-                    .delete_role_policy()
-                    .role_name(name)
-                    .policy_name(policy)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::new("iam", "DeleteRolePolicy", name, e))?;
-            }
+        for policy in self.attached_policies(name).await? {
+            self.detach(name, &policy).await?;
+        }
+        let inline = self
+            .client
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("iam", "ListRolePolicies", name, e))?;
+        for policy in inline.policy_names() {
             self.client
-                .delete_role()
+                .delete_role_policy()
                 .role_name(name)
+                .policy_name(policy)
                 .send()
                 .await
-                .map_err(|e| AwsError::new("iam", "DeleteRole", name, e))?;
-            Ok(())
+                .map_err(|e| AwsError::new("iam", "DeleteRolePolicy", name, e))?;
         }
-        .await;
-        match result {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
-        }
+        self.client
+            .delete_role()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("iam", "DeleteRole", name, e))?;
+        Ok(())
     }
 }
 

@@ -1,12 +1,10 @@
 //! `lmi apply`: plan, confirm, carry out, report.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
-use super::prepare::{confirm, load_stack, prepare};
+use super::prepare::{carry_out, confirm, load_stack, prepare};
 use crate::cli::RunArgs;
-use crate::engine;
 use crate::{exit, report};
 
 pub async fn run(file: &Path, auto_approve: bool, args: RunArgs) -> miette::Result<u8> {
@@ -25,21 +23,15 @@ pub async fn run(file: &Path, auto_approve: bool, args: RunArgs) -> miette::Resu
         eprintln!("Cancelled: nothing was changed.");
         return Ok(exit::ERROR);
     }
-    let cancel = super::interrupt::cancel_on_interrupt();
-    let summary = engine::execute(
+    let summary = carry_out(
         &prepared.aws,
         &prepared.plan,
         prepared.observation.ids(),
         &prepared.code,
-        usize::from(args.parallelism),
-        Arc::new(report::progress::Progress::new()),
-        &cancel,
+        args,
+        started,
     )
     .await;
-    println!(
-        "{}",
-        report::summary::apply(&summary, started.elapsed(), &prepared.aws.calls.snapshot())
-    );
     Ok(if summary.succeeded() {
         exit::OK
     } else {

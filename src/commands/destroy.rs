@@ -1,10 +1,9 @@
 //! `lmi destroy`: delete everything tagged with the stack, and check that nothing is left.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
-use super::prepare::{confirm, load_stack};
+use super::prepare::{carry_out, confirm, load_stack};
 use crate::aws::Aws;
 use crate::cli::RunArgs;
 use crate::engine;
@@ -48,21 +47,15 @@ pub async fn run(
         eprintln!("Cancelled: nothing was deleted.");
         return Ok(exit::ERROR);
     }
-    let cancel = super::interrupt::cancel_on_interrupt();
-    let summary = engine::execute(
+    let summary = carry_out(
         &aws,
         &plan,
         observation.ids(),
         &engine::execute::Code::new(),
-        usize::from(args.parallelism),
-        Arc::new(report::progress::Progress::new()),
-        &cancel,
+        args,
+        started,
     )
     .await;
-    println!(
-        "{}",
-        report::summary::apply(&summary, started.elapsed(), &aws.calls.snapshot())
-    );
     // Trust, but verify: anything still tagged with the stack is a leak to report.
     let left = engine::observe(&aws, &name).await?;
     if !left.resources.is_empty() {

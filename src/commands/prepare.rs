@@ -3,12 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use miette::{IntoDiagnostic, miette};
 
 use crate::aws::Aws;
+use crate::cli::RunArgs;
 use crate::config;
-use crate::engine::{self, Observation, execute::Code, preflight};
+use crate::engine::execute::{Code, Summary};
+use crate::engine::{self, Observation, preflight};
 use crate::model::{Network, Stack};
 use crate::plan::{self, Plan, desired};
 use crate::report;
@@ -123,4 +127,32 @@ pub fn confirm(question: &str, auto_approve: bool) -> miette::Result<bool> {
         .read_line(&mut answer)
         .into_diagnostic()?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// Carries out a confirmed plan with live progress, prints what it did, and returns the summary.
+/// Ctrl-C stops new operations (see `interrupt`).
+pub async fn carry_out(
+    aws: &Aws,
+    plan: &Plan,
+    ids: BTreeMap<plan::Address, String>,
+    code: &Code,
+    args: RunArgs,
+    started: Instant,
+) -> Summary {
+    let cancel = super::interrupt::cancel_on_interrupt();
+    let summary = engine::execute(
+        aws,
+        plan,
+        ids,
+        code,
+        usize::from(args.parallelism),
+        Arc::new(report::progress::Progress::new()),
+        &cancel,
+    )
+    .await;
+    println!(
+        "{}",
+        report::summary::apply(&summary, started.elapsed(), &aws.calls.snapshot())
+    );
+    summary
 }

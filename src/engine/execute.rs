@@ -205,6 +205,8 @@ async fn delete(
             _ => aws.ec2.delete(have).await,
         };
         match result {
+            // Someone (or an earlier, interrupted run) already deleted it: that is the goal.
+            Err(e) if e.is_not_found() => break Ok(()),
             // Something still uses it (ENIs of a deleted endpoint, a NAT releasing its IP):
             // AWS frees those on its own schedule; try again with backoff.
             Err(e) if e.is_conflict() && started.elapsed() < CONFLICT_TIMEOUT => {
