@@ -4,28 +4,7 @@
 
 mod common;
 
-use common::{LocalAws, Target, example, unique_stack};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-/// Write operations the local AWS received since the last clear, as `service:Operation`.
-fn writes(local: &LocalAws) -> Vec<String> {
-    local
-        .calls()
-        .into_iter()
-        .filter(|c| {
-            let op = c.split(':').nth(1).unwrap_or_default();
-            !["Describe", "Get", "List", "BatchGet"]
-                .iter()
-                .any(|p| op.starts_with(p))
-        })
-        .collect()
-}
+use common::{Target, example, runtime, unique_stack};
 
 fn count(calls: &[String], op: &str) -> usize {
     calls.iter().filter(|c| c.as_str() == op).count()
@@ -114,11 +93,10 @@ async fn left(target: &Target, stack: &str) -> Vec<String> {
 /// log to itself, so this is one test on a local AWS of its own.
 #[test]
 fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
-    let local = LocalAws::start();
-    let target = Target {
-        local: Some(Box::leak(Box::new(local))),
-    };
-    let local = target.local.expect("local AWS");
+    let target = Target::private();
+    let local = target
+        .local
+        .expect("these tests need the local AWS's call log");
     let rt = runtime();
     let stack = unique_stack("cs");
     let dir = example("cold-start", &stack);
@@ -225,7 +203,7 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
         .expect(0);
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
     assert_eq!(
-        writes(local),
+        local.writes(),
         Vec::<String>::new(),
         "a converged apply wrote"
     );
@@ -246,7 +224,7 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
     assert!(moved.stdout.contains("No changes"), "{}", moved.stdout);
-    assert_eq!(writes(local), Vec::<String>::new());
+    assert_eq!(local.writes(), Vec::<String>::new());
 
     // A code change: one code update and one publish, no configuration update.
     let mut code = std::fs::read_to_string(handler_lmi.join("index.mjs")).unwrap();
@@ -259,7 +237,7 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    let w = writes(local);
+    let w = local.writes();
     assert_eq!(count(&w, "lambda:UpdateFunctionCode"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:PublishVersion"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:UpdateFunctionConfiguration"), 0, "{w:?}");
@@ -276,7 +254,7 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    let w = writes(local);
+    let w = local.writes();
     assert_eq!(count(&w, "lambda:UpdateFunctionConfiguration"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:PublishVersion"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:UpdateFunctionCode"), 0, "{w:?}");
@@ -310,7 +288,7 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    let w = writes(local);
+    let w = local.writes();
     assert_eq!(count(&w, "lambda:DeleteFunction"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:CreateFunction"), 1, "{w:?}");
     rt.block_on(async {
@@ -331,7 +309,7 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
-    assert_eq!(writes(local), Vec::<String>::new());
+    assert_eq!(local.writes(), Vec::<String>::new());
 
     // Destroy: functions, then the provider, then the network; nothing is left.
     let destroyed = target
@@ -366,11 +344,10 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
 
 #[test]
 fn an_unsupported_runtime_is_rejected_before_any_aws_call() {
-    let local = LocalAws::start();
-    let target = Target {
-        local: Some(Box::leak(Box::new(local))),
-    };
-    let local = target.local.expect("local AWS");
+    let target = Target::private();
+    let local = target
+        .local
+        .expect("these tests need the local AWS's call log");
     let dir = example("cold-start", &unique_stack("rt"));
     edit_function(dir.path(), "lmi", |t| {
         t.replace("runtime = \"nodejs22.x\"", "runtime = \"python3.12\"")

@@ -4,14 +4,7 @@
 mod common;
 
 use aws_sdk_ec2::types::Filter;
-use common::{Target, example, project, unique_stack};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+use common::{Target, example, project, runtime, unique_stack};
 
 /// The `[stack]` and `[network]` sections of an example: the part of a stack this issue owns.
 fn network_only(example_dir: &std::path::Path) -> String {
@@ -161,23 +154,6 @@ async fn tagged(target: &Target, stack: &str) -> Vec<String> {
     out
 }
 
-/// Write operations the local AWS received since the last clear.
-fn writes(target: &Target) -> Vec<String> {
-    let Some(local) = target.local else {
-        return Vec::new();
-    };
-    local
-        .calls()
-        .into_iter()
-        .filter(|c| {
-            let op = c.split(':').nth(1).unwrap_or_default();
-            !["Describe", "Get", "List", "BatchGet"]
-                .iter()
-                .any(|p| op.starts_with(p))
-        })
-        .collect()
-}
-
 #[test]
 fn example_networks_apply_converge_and_destroy() {
     let target = Target::private();
@@ -249,7 +225,7 @@ fn example_networks_apply_converge_and_destroy() {
             again.stdout
         );
         assert_eq!(
-            writes(&target),
+            target.writes(),
             Vec::<String>::new(),
             "{name}: a converged apply wrote"
         );
@@ -311,7 +287,7 @@ fn changing_one_field_changes_only_that() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    let w = writes(&target);
+    let w = target.writes();
     assert_eq!(
         w,
         vec!["ec2:CreateVpcEndpoint"],
@@ -341,7 +317,7 @@ fn changing_one_field_changes_only_that() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    for write in writes(&target) {
+    for write in target.writes() {
         assert!(
             write == "ec2:CreateTags" || write == "iam:TagRole",
             "unexpected write {write}"
@@ -560,7 +536,7 @@ capacity_provider = "main"
         out.stderr
     );
     assert_eq!(
-        writes(&target),
+        target.writes(),
         Vec::<String>::new(),
         "the preflight runs before any write"
     );

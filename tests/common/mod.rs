@@ -119,6 +119,19 @@ impl LocalAws {
             .collect()
     }
 
+    /// The write operations among `calls`: AWS names every read Describe, Get, List or BatchGet.
+    pub fn writes(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| {
+                let op = c.split(':').nth(1).unwrap_or_default();
+                !["Describe", "Get", "List", "BatchGet"]
+                    .iter()
+                    .any(|p| op.starts_with(p))
+            })
+            .collect()
+    }
+
     pub fn clear_calls(&self) {
         self.control("DELETE", "/_localaws/calls", "");
     }
@@ -164,6 +177,12 @@ impl Target {
 
     pub fn env(&self) -> Vec<(&'static str, String)> {
         self.local.map(LocalAws::env).unwrap_or_default()
+    }
+
+    /// Write operations the local AWS received since the last clear (none known on a real
+    /// account).
+    pub fn writes(&self) -> Vec<String> {
+        self.local.map(LocalAws::writes).unwrap_or_default()
     }
 
     /// `lmi ARGS` with this target's environment and no colour.
@@ -216,6 +235,14 @@ impl Output {
         );
         self
     }
+}
+
+/// A runtime for the SDK calls that check what lmi did.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// A stack name no other test (or earlier run on a shared account) uses.
