@@ -59,6 +59,11 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Run the tests of lmi.toml against the applied stack: invoke, fetch X-Ray traces, judge.
+    ///
+    /// Exit status: 0 every test passed, 3 a check failed or was inconclusive, 1 an error (an
+    /// invalid lmi.toml, a stack that isn't applied, an AWS failure).
+    Test(TestArgs),
     /// Delete every resource tagged with the stack, in reverse dependency order.
     ///
     /// Needs only the stack name: from lmi.toml, or --stack when the file is gone or broken.
@@ -75,6 +80,22 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TestArgs {
+    /// Run only this test (repeatable); tests its ratio checks compare with run too.
+    #[arg(long, value_name = "NAME")]
+    pub filter: Vec<String>,
+    /// Print the results as JSON on stdout (schema in docs/testing.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a JUnit XML report: one test case per check.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write a Markdown summary (e.g. to $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::Args)]

@@ -6,3 +6,6 @@ pub const OK: u8 = 0;
 pub const ERROR: u8 = 1;
 /// `lmi plan --detailed-exitcode`: the plan has changes.
 pub const CHANGES: u8 = 2;
+/// `lmi test`: an assertion failed, or was inconclusive (a trace never arrived) and the test
+/// doesn't allow that.
+pub const TEST_FAILED: u8 = 3;

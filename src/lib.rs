@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod exit;
+pub mod experiment;
 pub mod model;
 pub mod package;
 pub mod plan;

@@ -33,11 +33,17 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Call {
-    /// Whether the call may change something. AWS names every read Describe*, Get* or List*.
+    /// Whether the call may change something. AWS names every read Describe*, Get* or List*;
+    /// an Invoke runs the user's code but changes no resource, so it is counted on its own.
     pub fn is_write(&self) -> bool {
-        !["Describe", "Get", "List", "BatchGet"]
-            .iter()
-            .any(|p| self.operation.starts_with(p))
+        !self.is_invoke()
+            && !["Describe", "Get", "List", "BatchGet"]
+                .iter()
+                .any(|p| self.operation.starts_with(p))
+    }
+
+    pub fn is_invoke(&self) -> bool {
+        self.operation == "Invoke"
     }
 }
 

@@ -919,6 +919,35 @@ impl Lambda {
             .build())
     }
 
+    /// A version's state (`Active`, `Pending`, `Inactive`, `Failed`) and AWS's reason, to tell
+    /// whether it can be invoked.
+    pub async fn state(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(String, Option<String>), AwsError> {
+        let c = self.configuration(name, qualifier).await?;
+        Ok((
+            c.state().map_or("Active", |s| s.as_str()).to_string(),
+            c.state_reason().map(str::to_string),
+        ))
+    }
+
+    /// Makes `$LATEST` start new execution environments, so that its next invoke is a cold
+    /// start: AWS provisions new ones after any configuration update. The description is the
+    /// one field lmi doesn't manage, so this is no drift for `plan`.
+    pub async fn renew_environments(&self, name: &str, note: &str) -> Result<(), AwsError> {
+        self.wait_function_ready(name).await?;
+        self.client
+            .update_function_configuration()
+            .function_name(name)
+            .description(note)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("lambda", "UpdateFunctionConfiguration", name, e))?;
+        self.wait_function_ready(name).await
+    }
+
     /// Waits until `$LATEST` is out of Pending and no update is in progress (lambroll waits
     /// like this before and after every update).
     async fn wait_function_ready(&self, name: &str) -> Result<(), AwsError> {

@@ -8,8 +8,10 @@ pub mod calls;
 pub mod ec2;
 pub mod error;
 pub mod iam;
+pub mod invoke;
 pub mod lambda;
 pub mod wait;
+pub mod xray;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -24,6 +26,9 @@ pub struct Aws {
     pub ec2: ec2::Ec2,
     pub iam: iam::Iam,
     pub lambda: lambda::Lambda,
+    /// Lambda's Invoke without retries, for experiments (see `invoke`).
+    pub invoker: invoke::Invoker,
+    pub xray: xray::Xray,
     pub calls: CallLog,
 }
 
@@ -58,9 +63,18 @@ impl Aws {
         let lambda = aws_sdk_lambda::config::Builder::from(&config)
             .interceptor(calls.clone())
             .build();
+        let invoker = aws_sdk_lambda::config::Builder::from(&config)
+            .retry_config(RetryConfig::disabled())
+            .interceptor(calls.clone())
+            .build();
+        let xray = aws_sdk_xray::config::Builder::from(&config)
+            .interceptor(calls.clone())
+            .build();
         Ok(Aws {
             region,
             lambda: lambda::Lambda::new(aws_sdk_lambda::Client::from_conf(lambda)),
+            invoker: invoke::Invoker::new(aws_sdk_lambda::Client::from_conf(invoker)),
+            xray: xray::Xray::new(aws_sdk_xray::Client::from_conf(xray)),
             ec2: ec2::Ec2::new(aws_sdk_ec2::Client::from_conf(ec2)),
             iam: iam::Iam::new(aws_sdk_iam::Client::from_conf(iam)),
             calls,

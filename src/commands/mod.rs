@@ -5,6 +5,7 @@ mod destroy;
 mod interrupt;
 mod plan;
 mod prepare;
+mod test;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Apply { auto_approve, run } => {
             runtime()?.block_on(apply::run(&cli.file, auto_approve, run))
         }
+        Command::Test(args) => runtime()?.block_on(test::run(&cli.file, &args)),
         Command::Destroy {
             auto_approve,
             stack,

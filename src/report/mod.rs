@@ -1,9 +1,11 @@
 //! Everything lmi prints. Results go to stdout, diagnostics and progress to stderr; colour only
 //! on a terminal and never with NO_COLOR set.
 
+pub mod junit;
 pub mod plan;
 pub mod progress;
 pub mod summary;
+pub mod test;
 pub mod validation;
 
 use std::io::IsTerminal;

@@ -12,13 +12,19 @@ use crate::plan::Action;
 /// "N AWS calls (M writes)", the evidence that a converged apply changed nothing.
 pub fn calls(calls: &[Call]) -> String {
     let writes = calls.iter().filter(|c| c.is_write()).count();
+    let invokes = calls.iter().filter(|c| c.is_invoke()).count();
     let retried = calls.iter().filter(|c| c.attempts > 1).count();
     format!(
-        "{} AWS call{} ({} write{}{}).",
+        "{} AWS call{} ({} write{}{}{}).",
         calls.len(),
         if calls.len() == 1 { "" } else { "s" },
         writes,
         if writes == 1 { "" } else { "s" },
+        if invokes > 0 {
+            format!(", {invokes} invoke{}", if invokes == 1 { "" } else { "s" })
+        } else {
+            String::new()
+        },
         if retried > 0 {
             format!(", {retried} retried")
         } else {

@@ -31,7 +31,7 @@ pub struct LocalAws {
 }
 
 /// The venv's python, created by `scripts/local-aws setup` on first use.
-fn python() -> &'static PathBuf {
+pub fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let out = Command::new(repo().join("scripts/local-aws"))
