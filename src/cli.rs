@@ -2,6 +2,7 @@
 //! work.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -64,6 +65,65 @@ pub enum Command {
     /// Exit status: 0 every test passed, 3 a check failed or was inconclusive, 1 an error (an
     /// invalid lmi.toml, a stack that isn't applied, an AWS failure).
     Test(TestArgs),
+    /// Apply, test and destroy in one command: the CI gate. Destroy always runs, after passing
+    /// or failing tests, a failed apply, or an interrupt.
+    ///
+    /// Exit status: the tests' (0 passed, 3 failed) or 1 for an apply error, unless the cleanup
+    /// fails (4, with what remains listed); 130 after an interrupt.
+    Run {
+        /// Appended to the stack name as `-SUFFIX`, so every CI job gets its own stack
+        /// (e.g. --suffix "$GITHUB_RUN_ID").
+        #[arg(long, value_name = "SUFFIX")]
+        suffix: Option<String>,
+        /// Keep the stack when apply or a test fails, for debugging (`lmi destroy` removes it).
+        #[arg(long)]
+        keep_on_failure: bool,
+        #[command(flatten)]
+        test: TestArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// List the lmi stacks in the region, with their age, resources and lock.
+    Ls {
+        /// The region (otherwise lmi.toml's if readable, or the AWS configuration's).
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        /// Print the stacks as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Destroy every lmi stack in the region older than a limit: what crashed CI jobs left.
+    ///
+    /// A stack's age is that of its oldest `lmi:created` tag; a stack with none, or locked by
+    /// a live command, is never collected.
+    Gc {
+        /// The age limit: `90m`, `6h`, `2d` (s, m, h, d).
+        #[arg(long, value_name = "AGE", value_parser = parse_duration)]
+        older_than: Duration,
+        /// Only list what would be destroyed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Destroy without asking.
+        #[arg(long)]
+        auto_approve: bool,
+        /// The region (otherwise the AWS configuration's).
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Remove a stack's lock, left by a run that is gone (killed, or its machine lost).
+    Unlock {
+        /// The stack, instead of the one in lmi.toml.
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
+        /// The region, with --stack (otherwise lmi.toml's or the AWS configuration's).
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        /// Remove it even if its holder seems alive (it runs on this host).
+        #[arg(long)]
+        force: bool,
+    },
     /// Delete every resource tagged with the stack, in reverse dependency order.
     ///
     /// Needs only the stack name: from lmi.toml, or --stack when the file is gone or broken.
@@ -103,10 +163,49 @@ pub struct RunArgs {
     /// How many AWS operations may run at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+    /// How long to wait for another apply, destroy or run of the stack to release its lock
+    /// (`30s`, `5m`); by default fail at once.
+    #[arg(long, value_name = "AGE", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+}
+
+/// `90`, `90s`, `15m`, `6h`, `2d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: use e.g. 30s, 15m, 6h, 2d"))?;
+    let seconds = match unit {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(format!("unknown unit `{unit}`: use s, m, h or d")),
+    };
+    Duration::try_from_secs_f64(value * seconds).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(6 * 3600)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86400)));
+        assert!(parse_duration("6 hours").is_err());
+        assert!(parse_duration("h").is_err());
+    }
 }

@@ -237,7 +237,7 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    let w = local.writes();
+    let w = local.changes();
     assert_eq!(count(&w, "lambda:UpdateFunctionCode"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:PublishVersion"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:UpdateFunctionConfiguration"), 0, "{w:?}");
@@ -254,7 +254,7 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    let w = local.writes();
+    let w = local.changes();
     assert_eq!(count(&w, "lambda:UpdateFunctionConfiguration"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:PublishVersion"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:UpdateFunctionCode"), 0, "{w:?}");
@@ -288,7 +288,7 @@ fn cold_start_example_applies_converges_updates_replaces_and_destroys() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    let w = local.writes();
+    let w = local.changes();
     assert_eq!(count(&w, "lambda:DeleteFunction"), 1, "{w:?}");
     assert_eq!(count(&w, "lambda:CreateFunction"), 1, "{w:?}");
     rt.block_on(async {

@@ -287,7 +287,7 @@ fn changing_one_field_changes_only_that() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    let w = target.writes();
+    let w = target.changes();
     assert_eq!(
         w,
         vec!["ec2:CreateVpcEndpoint"],
@@ -317,7 +317,7 @@ fn changing_one_field_changes_only_that() {
     target
         .lmi(dir.path(), &["apply", "--auto-approve"])
         .expect(0);
-    for write in target.writes() {
+    for write in target.changes() {
         assert!(
             write == "ec2:CreateTags" || write == "iam:TagRole",
             "unexpected write {write}"

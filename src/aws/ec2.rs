@@ -152,6 +152,29 @@ impl Ec2 {
         ))
     }
 
+    /// Names of the stacks that have EC2 resources in this region: every value of an
+    /// `lmi:stack` tag (DescribeTags, one paginated call for every resource type).
+    pub async fn stacks(&self) -> Result<BTreeSet<String>, AwsError> {
+        let mut out = BTreeSet::new();
+        let mut pages = self
+            .client
+            .describe_tags()
+            .filters(filter("key", STACK_TAG))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::new("ec2", "DescribeTags", STACK_TAG, e))?;
+            out.extend(
+                page.tags()
+                    .iter()
+                    .filter_map(|t| t.value())
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        Ok(out)
+    }
+
     /// Every network resource tagged with the stack.
     pub async fn observe(&self, stack: &str) -> Result<Vec<Observed>, AwsError> {
         let (vpcs, igws, subnets, eips, nats, tables, groups, endpoints) = futures::try_join!(

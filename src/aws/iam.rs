@@ -16,6 +16,12 @@ pub struct Iam {
     client: Client,
 }
 
+/// The lock role's name. lmi's other roles end in `-role` or `-operator`, so it can't collide
+/// with one of them.
+pub fn lock_name(stack: &str) -> String {
+    format!("{stack}-lock")
+}
+
 /// The trust policy of a role that one AWS service may assume.
 fn trust_policy(service: &str) -> String {
     serde_json::json!({
@@ -93,6 +99,129 @@ impl Iam {
             }
         }
         Ok(out)
+    }
+
+    /// Names of the stacks that have roles in this account: the `{stack}` of every role path
+    /// `/lmi/{stack}/`, confirmed by the role's `lmi:stack` tag.
+    pub async fn stacks(&self) -> Result<BTreeSet<String>, AwsError> {
+        let mut out = BTreeSet::new();
+        let mut pages = self
+            .client
+            .list_roles()
+            .path_prefix("/lmi/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::new("iam", "ListRoles", "/lmi/", e))?;
+            for role in page.roles() {
+                let Some(stack) = role
+                    .path()
+                    .strip_prefix("/lmi/")
+                    .and_then(|p| p.strip_suffix('/'))
+                    .filter(|p| !p.is_empty() && !p.contains('/'))
+                else {
+                    continue;
+                };
+                if out.contains(stack) {
+                    continue;
+                }
+                let tags = self.tags(role.role_name()).await?;
+                if tags.get(STACK_TAG).map(String::as_str) == Some(stack) {
+                    out.insert(stack.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates the stack's lock: a role with no permissions, `{stack}-lock` under the stack's
+    /// path, whose tags say who holds it until when. `Ok(false)` if it exists already: IAM
+    /// refuses a second role of one name, which is what makes this a lock.
+    pub async fn create_lock(
+        &self,
+        stack: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<bool, AwsError> {
+        let name = lock_name(stack);
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<Result<_, _>>()
+            .map_err(|e| AwsError::lmi("iam", "CreateRole", &name, e.to_string()))?;
+        let result = self
+            .client
+            .create_role()
+            .role_name(&name)
+            .path(role_path(stack))
+            // Lambda may assume it, but it has no policy: it grants nothing.
+            .assume_role_policy_document(trust_policy("lambda.amazonaws.com"))
+            .description(format!(
+                "lmi lock of stack {stack}: held while lmi changes the stack (no permissions); `lmi unlock` removes a stale one"
+            ))
+            .set_tags(Some(tags))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let error = AwsError::new("iam", "CreateRole", &name, e);
+                if error.code.as_deref() == Some("EntityAlreadyExists") {
+                    Ok(false)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// The lock's tags, or `None` if the stack isn't locked.
+    pub async fn read_lock(
+        &self,
+        stack: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+        match self.tags(&lock_name(stack)).await {
+            Ok(tags) => Ok(Some(tags)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rewrites some of the lock's tags (its expiry, on each heartbeat).
+    pub async fn tag_lock(
+        &self,
+        stack: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError> {
+        let name = lock_name(stack);
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<Result<_, _>>()
+            .map_err(|e| AwsError::lmi("iam", "TagRole", &name, e.to_string()))?;
+        self.client
+            .tag_role()
+            .role_name(&name)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| AwsError::new("iam", "TagRole", &name, e))?;
+        Ok(())
+    }
+
+    /// Deletes the lock; already gone is fine.
+    pub async fn delete_lock(&self, stack: &str) -> Result<(), AwsError> {
+        let name = lock_name(stack);
+        match self.client.delete_role().role_name(&name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let error = AwsError::new("iam", "DeleteRole", &name, e);
+                if error.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
     }
 
     async fn tags(&self, role: &str) -> Result<BTreeMap<String, String>, AwsError> {

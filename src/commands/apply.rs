@@ -1,22 +1,68 @@
-//! `lmi apply`: plan, confirm, carry out, report.
+//! `lmi apply`: lock, plan, confirm, carry out, report.
 
 use std::path::Path;
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
+use super::interrupt::cancel_on_interrupt;
 use super::prepare::{carry_out, confirm, load_stack, prepare};
+use crate::aws::Aws;
 use crate::cli::RunArgs;
+use crate::engine::lock;
+use crate::model::Stack;
 use crate::{exit, report};
 
 pub async fn run(file: &Path, auto_approve: bool, args: RunArgs) -> miette::Result<u8> {
     let stack = load_stack(file)?;
     let started = Instant::now();
-    let prepared = prepare(&stack).await?;
+    let aws = Aws::connect(stack.region.as_deref()).await?;
+    // A converged stack needs no lock: apply stays read-only when there is nothing to do.
+    let prepared = prepare(&aws, &stack).await?;
+    if prepared.plan.is_empty() {
+        print!(
+            "{}",
+            report::plan::render(&prepared.plan, &aws.region, report::color_stdout())
+        );
+        println!("{}", report::summary::calls(&aws.calls.snapshot()));
+        return Ok(exit::OK);
+    }
+    let lock = lock::acquire(&aws, &stack.name, "apply", args.lock_timeout, &say).await?;
+    let applied = apply_stack(
+        &aws,
+        &stack,
+        auto_approve,
+        &args,
+        started,
+        &cancel_on_interrupt(),
+    )
+    .await;
+    lock.release().await?;
+    applied
+}
+
+/// Progress lines on stderr.
+pub fn say(line: String) {
+    eprintln!("{line}");
+}
+
+/// Plans, shows the plan, confirms and carries it out; the caller holds the lock, so the plan
+/// is made (again) under it. Returns `OK` or `ERROR`.
+pub async fn apply_stack(
+    aws: &Aws,
+    stack: &Stack,
+    auto_approve: bool,
+    args: &RunArgs,
+    started: Instant,
+    cancel: &CancellationToken,
+) -> miette::Result<u8> {
+    let prepared = prepare(aws, stack).await?;
     print!(
         "{}",
-        report::plan::render(&prepared.plan, &prepared.aws.region, report::color_stdout())
+        report::plan::render(&prepared.plan, &aws.region, report::color_stdout())
     );
     if prepared.plan.is_empty() {
-        println!("{}", report::summary::calls(&prepared.aws.calls.snapshot()));
+        println!("{}", report::summary::calls(&aws.calls.snapshot()));
         return Ok(exit::OK);
     }
     if !confirm("Apply these changes?", auto_approve)? {
@@ -24,12 +70,13 @@ pub async fn run(file: &Path, auto_approve: bool, args: RunArgs) -> miette::Resu
         return Ok(exit::ERROR);
     }
     let summary = carry_out(
-        &prepared.aws,
+        aws,
         &prepared.plan,
         prepared.observation.ids(),
         &prepared.code,
         args,
         started,
+        cancel,
     )
     .await;
     Ok(if summary.succeeded() {

@@ -3,10 +3,14 @@
 use std::path::Path;
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
+use super::apply::say;
+use super::interrupt::cancel_on_interrupt;
 use super::prepare::{carry_out, confirm, load_stack};
 use crate::aws::Aws;
 use crate::cli::RunArgs;
-use crate::engine;
+use crate::engine::{self, lock};
 use crate::plan;
 use crate::{exit, report};
 
@@ -17,18 +21,59 @@ pub async fn run(
     region: Option<String>,
     args: RunArgs,
 ) -> miette::Result<u8> {
-    // The stack name is all destroy needs, so a broken or missing lmi.toml doesn't block it.
-    let (name, region) = match stack {
+    let (name, region) = stack_and_region(file, stack, region)?;
+    let started = Instant::now();
+    let aws = Aws::connect(region.as_deref()).await?;
+    if engine::observe(&aws, &name).await?.resources.is_empty() {
+        println!(
+            "Nothing tagged lmi:stack={name} in {}: nothing to destroy.",
+            aws.region
+        );
+        return Ok(exit::OK);
+    }
+    let lock = lock::acquire(&aws, &name, "destroy", args.lock_timeout, &say).await?;
+    let destroyed = destroy_stack(
+        &aws,
+        &name,
+        auto_approve,
+        &args,
+        started,
+        &cancel_on_interrupt(),
+    )
+    .await;
+    lock.release().await?;
+    destroyed
+}
+
+/// The stack name and region from `--stack`/`--region`, else from lmi.toml: the name is all
+/// destroy needs, so a broken or missing lmi.toml doesn't block it when `--stack` is given.
+pub fn stack_and_region(
+    file: &Path,
+    stack: Option<String>,
+    region: Option<String>,
+) -> miette::Result<(String, Option<String>)> {
+    Ok(match stack {
         Some(name) => (name, region),
         None => {
             let stack = load_stack(file)?;
             (stack.name, region.or(stack.region))
         }
-    };
-    let started = Instant::now();
-    let aws = Aws::connect(region.as_deref()).await?;
-    let observation = engine::observe(&aws, &name).await?;
-    let plan = plan::diff(&name, Vec::new(), observation.resources.clone());
+    })
+}
+
+/// Plans the deletion of everything tagged with the stack, confirms, carries it out, and checks
+/// that nothing is left (listing what is); the caller holds the lock. Returns `OK`, or `ERROR`
+/// when something failed or remains.
+pub async fn destroy_stack(
+    aws: &Aws,
+    name: &str,
+    auto_approve: bool,
+    args: &RunArgs,
+    started: Instant,
+    cancel: &CancellationToken,
+) -> miette::Result<u8> {
+    let observation = engine::observe(aws, name).await?;
+    let plan = plan::diff(name, Vec::new(), observation.resources.clone());
     print!(
         "{}",
         report::plan::render(&plan, &aws.region, report::color_stdout())
@@ -48,21 +93,21 @@ pub async fn run(
         return Ok(exit::ERROR);
     }
     let summary = carry_out(
-        &aws,
+        aws,
         &plan,
         observation.ids(),
         &engine::execute::Code::new(),
         args,
         started,
+        cancel,
     )
     .await;
     // Trust, but verify: anything still tagged with the stack is a leak to report.
-    let left = engine::observe(&aws, &name).await?;
+    let left = engine::observe(aws, name).await?;
     if !left.resources.is_empty() {
-        println!("{}", report::summary::leftovers(&name, &left));
-        return Ok(exit::ERROR);
+        println!("{}", report::summary::leftovers(name, &left));
     }
-    Ok(if summary.succeeded() {
+    Ok(if summary.succeeded() && left.resources.is_empty() {
         exit::OK
     } else {
         exit::ERROR

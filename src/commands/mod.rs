@@ -5,6 +5,8 @@ mod destroy;
 mod interrupt;
 mod plan;
 mod prepare;
+mod run;
+mod stacks;
 mod test;
 mod validate;
 
@@ -22,6 +24,33 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
             runtime()?.block_on(apply::run(&cli.file, auto_approve, run))
         }
         Command::Test(args) => runtime()?.block_on(test::run(&cli.file, &args)),
+        Command::Run {
+            suffix,
+            keep_on_failure,
+            test,
+            run,
+        } => runtime()?.block_on(run::run(
+            &cli.file,
+            run::Options {
+                suffix: suffix.as_deref(),
+                keep_on_failure,
+                test: &test,
+                run: &run,
+            },
+        )),
+        Command::Ls { region, json } => runtime()?.block_on(stacks::ls(region, json)),
+        Command::Gc {
+            older_than,
+            dry_run,
+            auto_approve,
+            region,
+            run,
+        } => runtime()?.block_on(stacks::gc(older_than, dry_run, auto_approve, region, run)),
+        Command::Unlock {
+            stack,
+            region,
+            force,
+        } => runtime()?.block_on(stacks::unlock(&cli.file, stack, region, force)),
         Command::Destroy {
             auto_approve,
             stack,

@@ -5,11 +5,13 @@ use std::path::Path;
 use miette::IntoDiagnostic;
 
 use super::prepare::{load_stack, prepare};
+use crate::aws::Aws;
 use crate::{exit, report};
 
 pub async fn run(file: &Path, json: bool, detailed_exitcode: bool) -> miette::Result<u8> {
     let stack = load_stack(file)?;
-    let prepared = prepare(&stack).await?;
+    let aws = Aws::connect(stack.region.as_deref()).await?;
+    let prepared = prepare(&aws, &stack).await?;
     if json {
         println!(
             "{}",
@@ -18,7 +20,7 @@ pub async fn run(file: &Path, json: bool, detailed_exitcode: bool) -> miette::Re
     } else {
         print!(
             "{}",
-            report::plan::render(&prepared.plan, &prepared.aws.region, report::color_stdout())
+            report::plan::render(&prepared.plan, &aws.region, report::color_stdout())
         );
     }
     Ok(if detailed_exitcode && !prepared.plan.is_empty() {

@@ -19,7 +19,12 @@ use crate::report;
 
 /// Loads lmi.toml; problems are printed, and errors stop the command before any AWS call.
 pub fn load_stack(file: &Path) -> miette::Result<Stack> {
-    let loaded = config::load(file)?;
+    load_stack_with(file, config::Overrides::default())
+}
+
+/// [`load_stack`], with command-line overrides.
+pub fn load_stack_with(file: &Path, overrides: config::Overrides) -> miette::Result<Stack> {
+    let loaded = config::load_with(file, overrides)?;
     let color = report::color();
     for problem in &loaded.problems {
         eprintln!(
@@ -39,16 +44,15 @@ pub fn load_stack(file: &Path) -> miette::Result<Stack> {
 
 /// A plan and what it was made from.
 pub struct Prepared {
-    pub aws: Aws,
     pub plan: Plan,
     pub observation: Observation,
     /// Every function's packaged code, by function name.
     pub code: Code,
 }
 
-/// Packages the code, connects, observes the stack, and diffs it with lmi.toml. Fails on a
-/// build or packaging error (before any AWS call) or a preflight finding.
-pub async fn prepare(stack: &Stack) -> miette::Result<Prepared> {
+/// Packages the code, observes the stack, and diffs it with lmi.toml. Fails on a build or
+/// packaging error (before any AWS call) or a preflight finding.
+pub async fn prepare(aws: &Aws, stack: &Stack) -> miette::Result<Prepared> {
     // Packaging reads and compresses files: keep it off the async workers.
     let owned = stack.clone();
     let code = tokio::task::spawn_blocking(move || crate::package::package_stack(&owned))
@@ -58,9 +62,8 @@ pub async fn prepare(stack: &Stack) -> miette::Result<Prepared> {
         .iter()
         .map(|(name, p)| (name.clone(), p.sha256.clone()))
         .collect();
-    let aws = Aws::connect(stack.region.as_deref()).await?;
     let (observation, zones) = futures::try_join!(
-        engine::observe(&aws, &stack.name),
+        engine::observe(aws, &stack.name),
         aws.ec2.availability_zones()
     )?;
     if let Some(Network::Managed(net)) = &stack.network
@@ -81,11 +84,12 @@ pub async fn prepare(stack: &Stack) -> miette::Result<Prepared> {
             region: &aws.region,
             availability_zones: &zones,
             code: &hashes,
+            created: &crate::model::now_rfc3339(),
         },
     );
     if !stack.capacity_providers.is_empty() {
         let findings = match &stack.network {
-            Some(Network::Existing(net)) => preflight::existing(&aws, stack, net).await?,
+            Some(Network::Existing(net)) => preflight::existing(aws, stack, net).await?,
             Some(Network::Managed(_)) => preflight::planned(stack, &wanted),
             None => Vec::new(),
         };
@@ -99,7 +103,6 @@ pub async fn prepare(stack: &Stack) -> miette::Result<Prepared> {
     }
     let plan = plan::diff(&stack.name, wanted, observation.resources.clone());
     Ok(Prepared {
-        aws,
         plan,
         observation,
         code,
@@ -136,10 +139,10 @@ pub async fn carry_out(
     plan: &Plan,
     ids: BTreeMap<plan::Address, String>,
     code: &Code,
-    args: RunArgs,
+    args: &RunArgs,
     started: Instant,
+    cancel: &tokio_util::sync::CancellationToken,
 ) -> Summary {
-    let cancel = super::interrupt::cancel_on_interrupt();
     let summary = engine::execute(
         aws,
         plan,
@@ -147,7 +150,7 @@ pub async fn carry_out(
         code,
         usize::from(args.parallelism),
         Arc::new(report::progress::Progress::new()),
-        &cancel,
+        cancel,
     )
     .await;
     println!(

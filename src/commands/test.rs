@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
+use tokio_util::sync::CancellationToken;
 
 use super::interrupt::cancel_on_interrupt;
 use super::prepare::load_stack;
@@ -16,17 +17,22 @@ use crate::{exit, report};
 pub async fn run(file: &Path, args: &TestArgs) -> miette::Result<u8> {
     let stack = load_stack(file)?;
     let aws = Aws::connect(stack.region.as_deref()).await?;
-    let results = test(&aws, &stack, args).await?;
+    let results = test(&aws, &stack, args, cancel_on_interrupt()).await?;
     report(&results, &aws, args)
 }
 
 /// Runs the selected tests and judges them; shared with `lmi run`.
-pub async fn test(aws: &Aws, stack: &Stack, args: &TestArgs) -> miette::Result<Results> {
+pub async fn test(
+    aws: &Aws,
+    stack: &Stack,
+    args: &TestArgs,
+    cancel: CancellationToken,
+) -> miette::Result<Results> {
     let selected = select(stack, &args.filter)?;
     let progress = |line: String| eprintln!("{line}");
     let options = Options {
         progress: &progress,
-        cancel: cancel_on_interrupt(),
+        cancel,
     };
     let runs = experiment::run(aws, stack, &selected, &options).await?;
     let judged = experiment::verdict::judge(&selected, &runs);

@@ -69,8 +69,21 @@ pub enum LoadError {
     },
 }
 
+/// What the command line changes in lmi.toml before it is validated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides<'a> {
+    /// Appended to the stack name as `-{suffix}` (`lmi run --suffix $CI_JOB_ID`), before the
+    /// name rules run, so every derived AWS name is checked with it.
+    pub stack_suffix: Option<&'a str>,
+}
+
 /// Reads and validates a file, taking `${env:..}` values from the process environment.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    load_with(path, Overrides::default())
+}
+
+/// [`load`], with command-line overrides.
+pub fn load_with(path: &Path, overrides: Overrides) -> Result<Loaded, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Unreadable {
         path: path.to_path_buf(),
         source,
@@ -93,7 +106,13 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let env = |name: &str| std::env::var(name).ok();
-    Ok(load_str(&path.display().to_string(), &text, base_dir, &env))
+    Ok(load_str_with(
+        &path.display().to_string(),
+        &text,
+        base_dir,
+        &env,
+        overrides,
+    ))
 }
 
 /// Validates config text; `base_dir` anchors relative code paths, `env` answers `${env:..}`.
@@ -103,6 +122,17 @@ pub fn load_str(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Loaded {
+    load_str_with(name, text, base_dir, env, Overrides::default())
+}
+
+/// [`load_str`], with command-line overrides.
+pub fn load_str_with(
+    name: &str,
+    text: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    overrides: Overrides,
+) -> Loaded {
     let file = SourceFile::new(name, text);
     let mut cx = Cx {
         text,
@@ -110,7 +140,7 @@ pub fn load_str(
         problems: Problems::default(),
         invalid: Default::default(),
     };
-    let stack = parse_and_validate(text, base_dir, &mut cx);
+    let stack = parse_and_validate(text, base_dir, &mut cx, overrides);
     let mut problems = cx.problems.into_vec();
     // In file order, as a reader goes through it (stable: same place, order found).
     problems.sort_by_key(|p| p.span.start);
@@ -121,7 +151,12 @@ pub fn load_str(
     }
 }
 
-fn parse_and_validate(text: &str, base_dir: &Path, cx: &mut Cx) -> Option<Stack> {
+fn parse_and_validate(
+    text: &str,
+    base_dir: &Path,
+    cx: &mut Cx,
+    overrides: Overrides,
+) -> Option<Stack> {
     if text.trim().is_empty() {
         cx.push(
             Problem::error("lmi::config::empty", 0..0, "the file is empty")
@@ -169,7 +204,12 @@ fn parse_and_validate(text: &str, base_dir: &Path, cx: &mut Cx) -> Option<Stack>
         }
         return None;
     }
-    let raw = raw::read(&doc, cx);
+    let mut raw = raw::read(&doc, cx);
+    if let Some(suffix) = overrides.stack_suffix
+        && let Some(name) = raw.stack.as_mut().and_then(|s| s.name.as_mut())
+    {
+        name.get_mut().push_str(&format!("-{suffix}"));
+    }
     validate::validate(raw, base_dir, &mut cx.problems)
 }
 

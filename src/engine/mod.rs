@@ -2,6 +2,7 @@
 //! resource. Never prints: it reports [`Event`]s to an [`Observer`], which `report` renders.
 
 pub mod execute;
+pub mod lock;
 pub mod observe;
 pub mod preflight;
 pub mod walk;

@@ -18,6 +18,9 @@ pub use runtime::Runtime;
 pub const STACK_TAG: &str = "lmi:stack";
 /// Name of the tag that holds a resource's logical address (`function.lmi`).
 pub const RESOURCE_TAG: &str = "lmi:resource";
+/// Name of the tag that holds when a resource was created (RFC 3339, UTC): how `lmi gc` and
+/// `lmi ls` tell a stack's age. Set once, at creation; never part of a diff.
+pub const CREATED_TAG: &str = "lmi:created";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {
@@ -46,6 +49,21 @@ impl Stack {
     pub fn aws_name(&self, name: &str) -> String {
         aws_name(&self.name, name)
     }
+}
+
+/// The current time as lmi writes it in tags: RFC 3339, UTC, whole seconds.
+pub fn now_rfc3339() -> String {
+    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+    aws_smithy_types::DateTime::from_secs(now.secs())
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
+/// Parses a time written by [`now_rfc3339`].
+pub fn parse_rfc3339(text: &str) -> Option<std::time::SystemTime> {
+    aws_smithy_types::DateTime::from_str(text, aws_smithy_types::date_time::Format::DateTime)
+        .ok()
+        .and_then(|t| std::time::SystemTime::try_from(t).ok())
 }
 
 /// The AWS name of a resource: `{stack}-{name}`, one rule for every kind.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use super::resource::{Address, EndpointKind, Kind, Peer, Ref, Resource, Route, Rule, Spec};
 use crate::model::{
-    Compute, Egress, InstanceTypes, ManagedNetwork, Network, Publish, RESOURCE_TAG, Role, Runtime,
-    STACK_TAG, Scaling, Stack, aws_name,
+    CREATED_TAG, Compute, Egress, InstanceTypes, ManagedNetwork, Network, Publish, RESOURCE_TAG,
+    Role, Runtime, STACK_TAG, Scaling, Stack, aws_name,
 };
 
 /// AWS facts the desired state depends on.
@@ -17,6 +17,8 @@ pub struct Context<'a> {
     pub availability_zones: &'a [String],
     /// Each function's code hash (`CodeSha256`), by function name.
     pub code: &'a BTreeMap<String, String>,
+    /// This run's time (RFC 3339), the `lmi:created` tag of what it creates.
+    pub created: &'a str,
 }
 
 /// AWS's MaxVCpuCount when none is given (LMI-FACTS, capacity provider API).
@@ -75,6 +77,9 @@ pub fn desired(stack: &Stack, cx: &Context) -> Vec<Resource> {
     out.functions(cx);
     for resource in &mut out.resources {
         normalize(&mut resource.spec);
+        resource
+            .tags
+            .insert(CREATED_TAG.into(), cx.created.to_string());
     }
     out.resources
 }
@@ -521,6 +526,7 @@ mod tests {
                 region: "us-east-1",
                 availability_zones: &zones,
                 code: &code,
+                created: "2026-12-04T00:00:00Z",
             },
         )
     }

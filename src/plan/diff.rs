@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::resource::{Address, Kind, Observed, Resource};
+use crate::model::CREATED_TAG;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,7 +103,7 @@ pub fn diff(stack: &str, desired: Vec<Resource>, observed: Vec<Observed>) -> Pla
         .map(|o| (o.resource.address.clone(), o))
         .collect();
     let mut changes = Vec::new();
-    for want in desired {
+    for mut want in desired {
         match observed.remove(&want.address) {
             None => changes.push(Change {
                 address: want.address.clone(),
@@ -112,6 +113,11 @@ pub fn diff(stack: &str, desired: Vec<Resource>, observed: Vec<Observed>) -> Pla
                 observed: None,
             }),
             Some(have) => {
+                // A resource keeps the creation time it has (none, if an older lmi made it).
+                match have.resource.tags.get(CREATED_TAG) {
+                    Some(created) => want.tags.insert(CREATED_TAG.into(), created.clone()),
+                    None => want.tags.remove(CREATED_TAG),
+                };
                 // An update with no fields is a no-op, kept until replacements cascade: a
                 // replaced dependency may still make it change.
                 let fields = field_changes(&want, &have.resource);

@@ -64,6 +64,17 @@ fn strict(xml: &str) -> String {
     format!("{}{}", &xml[..at], &xml[value_start + close + 1..])
 }
 
+fn evidence(check: &crate::experiment::Check) -> String {
+    let mut text = format!("expected: {}\nactual: {}\n", check.expected, check.actual);
+    if !check.traces.is_empty() {
+        text.push_str("traces (X-Ray trace ids):\n");
+        for t in &check.traces {
+            text.push_str(&format!("  {t}\n"));
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -74,15 +85,4 @@ mod tests {
             r#"<?xml version="1.0"?><testsuites name="x" tests="2" failures="0" errors="0"><testsuite name="t" skipped="1"></testsuite></testsuites>"#
         );
     }
-}
-
-fn evidence(check: &crate::experiment::Check) -> String {
-    let mut text = format!("expected: {}\nactual: {}\n", check.expected, check.actual);
-    if !check.traces.is_empty() {
-        text.push_str("traces (X-Ray trace ids):\n");
-        for t in &check.traces {
-            text.push_str(&format!("  {t}\n"));
-        }
-    }
-    text
 }

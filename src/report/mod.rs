@@ -47,3 +47,31 @@ pub(crate) fn handler(color: bool, width: usize) -> GraphicalReportHandler {
         .with_width(width)
         .with_context_lines(1)
 }
+
+/// Left-aligned columns, the first row a header. Widths count characters, not bytes.
+pub fn indented<const N: usize>(rows: &[[String; N]], indent: &str) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::from(indent);
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                line.push_str(&" ".repeat(w - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// [`indented`] with no indent.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    indented(rows, "")
+}

@@ -253,7 +253,7 @@ pub fn render(results: &Results, color: bool) -> String {
                 i.trace_id.clone(),
             ]);
         }
-        out.push_str(&table(&rows, "  "));
+        out.push_str(&super::indented(&rows, "  "));
         if let Some(s) = &t.latency_ms {
             let _ = writeln!(
                 out,
@@ -321,7 +321,7 @@ pub fn render(results: &Results, color: bool) -> String {
                 init(b),
             ]);
         }
-        out.push_str(&table(&rows, "  "));
+        out.push_str(&super::indented(&rows, "  "));
     }
     let _ = writeln!(
         out,
@@ -331,29 +331,6 @@ pub fn render(results: &Results, color: bool) -> String {
         results.count(Verdict::Failed),
         results.count(Verdict::Inconclusive)
     );
-    out
-}
-
-/// Left-aligned columns, the first row a header. Widths count characters, not bytes.
-fn table<const N: usize>(rows: &[[String; N]], indent: &str) -> String {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::from(indent);
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            line.push_str(cell);
-            if i + 1 < N {
-                line.push_str(&" ".repeat(w - cell.chars().count() + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
     out
 }
 

@@ -132,6 +132,20 @@ impl LocalAws {
             .collect()
     }
 
+    /// The writes that changed the stack: [`writes`](Self::writes) without the stack's lock,
+    /// which a changing command takes first (`iam:CreateRole`) and releases last
+    /// (`iam:DeleteRole`).
+    pub fn changes(&self) -> Vec<String> {
+        let mut w = self.writes();
+        if w.first().is_some_and(|c| c == "iam:CreateRole")
+            && w.last().is_some_and(|c| c == "iam:DeleteRole")
+        {
+            w.remove(0);
+            w.pop();
+        }
+        w
+    }
+
     pub fn clear_calls(&self) {
         self.control("DELETE", "/_localaws/calls", "");
     }
@@ -183,6 +197,11 @@ impl Target {
     /// account).
     pub fn writes(&self) -> Vec<String> {
         self.local.map(LocalAws::writes).unwrap_or_default()
+    }
+
+    /// [`LocalAws::changes`] (none known on a real account).
+    pub fn changes(&self) -> Vec<String> {
+        self.local.map(LocalAws::changes).unwrap_or_default()
     }
 
     /// `lmi ARGS` with this target's environment and no colour.
