@@ -73,7 +73,7 @@ pub enum Command {
     Run {
         /// Appended to the stack name as `-SUFFIX`, so every CI job gets its own stack
         /// (e.g. --suffix "$GITHUB_RUN_ID").
-        #[arg(long, value_name = "SUFFIX")]
+        #[arg(long, value_name = "SUFFIX", value_parser = parse_suffix)]
         suffix: Option<String>,
         /// Keep the stack when apply or a test fails, for debugging (`lmi destroy` removes it).
         #[arg(long)]
@@ -167,6 +167,15 @@ pub struct RunArgs {
     /// (`30s`, `5m`); by default fail at once.
     #[arg(long, value_name = "AGE", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
+}
+
+/// A stack-name suffix: it becomes part of every AWS name, so the stack name's characters.
+fn parse_suffix(text: &str) -> Result<String, String> {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        Ok(text.to_string())
+    } else {
+        Err("use letters, digits and hyphens (it is appended to the stack name)".into())
+    }
 }
 
 /// `90`, `90s`, `15m`, `6h`, `2d`.
