@@ -604,6 +604,25 @@ mod tests {
         };
     }
 
+    #[test]
+    fn a_resource_keeps_its_creation_time_and_it_is_never_drift() {
+        let stack = cold_start();
+        let wanted = resources(&stack);
+        let mut have: Vec<_> = wanted.iter().map(observed).collect();
+        for o in &mut have {
+            o.resource
+                .tags
+                .insert(CREATED_TAG.into(), "2026-01-01T00:00:00Z".into());
+        }
+        // An older lmi made this one: no creation time, and none is added.
+        have[0].resource.tags.remove(CREATED_TAG);
+        let plan = diff(&stack.name, wanted.clone(), have);
+        assert!(plan.is_empty(), "{plan:#?}");
+        let create = diff(&stack.name, wanted, Vec::new());
+        let tags = &create.changes[0].desired.as_ref().unwrap().tags;
+        assert_eq!(tags[CREATED_TAG], "2026-12-04T00:00:00Z");
+    }
+
     /// Each row: a change to an observed resource, and what the plan must do about it.
     #[test]
     fn provider_and_function_changes_update_or_replace_per_field() {
