@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, IpPermission, IpRange, NatGatewayState,
-    ResourceType, Tag, TagSpecification, UserIdGroupPair, VpcEndpointType,
+    ResourceType, Tag, TagSpecification, UserIdGroupPair, VpcAttributeName, VpcEndpointType,
 };
 
 use super::error::AwsError;
@@ -207,17 +207,67 @@ impl Ec2 {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| AwsError::new("ec2", "DescribeVpcs", stack, e))?;
             for vpc in page.vpcs() {
+                let id = vpc.vpc_id().unwrap_or_default();
+                let Some(dns) = AwsError::unless_gone(self.vpc_dns(id).await)? else {
+                    continue; // deleted since it was listed
+                };
                 out.extend(observed(
-                    vpc.vpc_id().unwrap_or_default(),
+                    id,
                     vpc.tags(),
                     Spec::Vpc {
                         cidr: vpc.cidr_block().unwrap_or_default().to_string(),
+                        dns,
                     },
                     BTreeMap::new(),
                 ));
             }
         }
         Ok(out)
+    }
+
+    /// Whether both DNS attributes of a VPC are on (EC2 answers one attribute per call).
+    async fn vpc_dns(&self, id: &str) -> Result<bool, AwsError> {
+        let read = |attribute: VpcAttributeName| async move {
+            let out = self
+                .client
+                .describe_vpc_attribute()
+                .vpc_id(id)
+                .attribute(attribute)
+                .send()
+                .await
+                .map_err(|e| AwsError::new("ec2", "DescribeVpcAttribute", id, e))?;
+            Ok::<bool, AwsError>(
+                out.enable_dns_support()
+                    .or(out.enable_dns_hostnames())
+                    .and_then(|v| v.value())
+                    .unwrap_or(false),
+            )
+        };
+        let (support, hostnames) = futures::try_join!(
+            read(VpcAttributeName::EnableDnsSupport),
+            read(VpcAttributeName::EnableDnsHostnames)
+        )?;
+        Ok(support && hostnames)
+    }
+
+    /// Turns both DNS attributes of a VPC on.
+    async fn enable_vpc_dns(&self, id: &str, at: &str) -> Result<(), AwsError> {
+        let on = || AttributeBooleanValue::builder().value(true).build();
+        self.client
+            .modify_vpc_attribute()
+            .vpc_id(id)
+            .enable_dns_support(on())
+            .send()
+            .await
+            .map_err(|e| AwsError::new("ec2", "ModifyVpcAttribute", at, e))?;
+        self.client
+            .modify_vpc_attribute()
+            .vpc_id(id)
+            .enable_dns_hostnames(on())
+            .send()
+            .await
+            .map_err(|e| AwsError::new("ec2", "ModifyVpcAttribute", at, e))?;
+        Ok(())
     }
 
     async fn internet_gateways(&self, stack: &str) -> Result<Vec<Observed>, AwsError> {
@@ -502,7 +552,7 @@ impl Ec2 {
         );
         let token: String = token.chars().take(64).collect();
         match &resource.spec {
-            Spec::Vpc { cidr } => {
+            Spec::Vpc { cidr, .. } => {
                 let out = self
                     .client
                     .create_vpc()
@@ -516,23 +566,7 @@ impl Ec2 {
                     .and_then(|v| v.vpc_id())
                     .unwrap_or_default()
                     .to_string();
-                // Interface endpoints with private DNS need both attributes on; EC2 takes one
-                // attribute per call.
-                let on = || AttributeBooleanValue::builder().value(true).build();
-                self.client
-                    .modify_vpc_attribute()
-                    .vpc_id(&id)
-                    .enable_dns_support(on())
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::new("ec2", "ModifyVpcAttribute", &at, e))?;
-                self.client
-                    .modify_vpc_attribute()
-                    .vpc_id(&id)
-                    .enable_dns_hostnames(on())
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::new("ec2", "ModifyVpcAttribute", &at, e))?;
+                self.enable_vpc_dns(&id, &at).await?;
                 Ok(id)
             }
             Spec::InternetGateway { vpc } => {
@@ -806,6 +840,31 @@ impl Ec2 {
         self.update_tags(id, &have.resource.tags, &want.tags, &at)
             .await?;
         match (&have.resource.spec, &want.spec) {
+            (Spec::Vpc { dns: false, .. }, Spec::Vpc { dns: true, .. }) => {
+                self.enable_vpc_dns(id, &at).await?;
+            }
+            // A gateway created but not attached (a create cut short) is attached now.
+            (Spec::InternetGateway { .. }, Spec::InternetGateway { vpc }) => {
+                let want = resolve(vpc)?;
+                if let Some(old) = have.parts.get("vpc").filter(|old| **old != want) {
+                    self.client
+                        .detach_internet_gateway()
+                        .internet_gateway_id(id)
+                        .vpc_id(old)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::new("ec2", "DetachInternetGateway", &at, e))?;
+                }
+                if have.parts.get("vpc") != Some(&want) {
+                    self.client
+                        .attach_internet_gateway()
+                        .internet_gateway_id(id)
+                        .vpc_id(&want)
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::new("ec2", "AttachInternetGateway", &at, e))?;
+                }
+            }
             (
                 Spec::RouteTable {
                     routes: had,

@@ -100,6 +100,16 @@ impl AwsError {
         }
     }
 
+    /// For a read of something just listed: not found means it went away in between (a
+    /// delete in progress), which is `None`, not an error.
+    pub fn unless_gone<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }

@@ -69,7 +69,9 @@ impl Iam {
             let page = page.map_err(|e| AwsError::new("iam", "ListRoles", stack, e))?;
             for role in page.roles() {
                 let name = role.role_name();
-                let tags = self.tags(name).await?;
+                let Some(tags) = AwsError::unless_gone(self.tags(name).await)? else {
+                    continue;
+                };
                 if tags.get(STACK_TAG).map(String::as_str) != Some(stack) {
                     continue;
                 }
@@ -79,7 +81,10 @@ impl Iam {
                 else {
                     continue;
                 };
-                let policies = self.attached_policies(name).await?;
+                let Some(policies) = AwsError::unless_gone(self.attached_policies(name).await)?
+                else {
+                    continue;
+                };
                 out.push(Observed {
                     // The ARN: what Lambda and CreateCapacityProvider refer to a role by.
                     id: role.arn().to_string(),
@@ -125,7 +130,9 @@ impl Iam {
                 if out.contains(stack) {
                     continue;
                 }
-                let tags = self.tags(role.role_name()).await?;
+                let Some(tags) = AwsError::unless_gone(self.tags(role.role_name()).await)? else {
+                    continue;
+                };
                 if tags.get(STACK_TAG).map(String::as_str) == Some(stack) {
                     out.insert(stack.to_string());
                 }

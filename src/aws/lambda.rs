@@ -173,7 +173,9 @@ impl Lambda {
                 if !name.starts_with(&prefix) {
                     continue;
                 }
-                let tags = self.tags(arn).await?;
+                let Some(tags) = AwsError::unless_gone(self.tags(arn).await)? else {
+                    continue;
+                };
                 if tags.get(STACK_TAG).map(String::as_str) != Some(stack) {
                     continue;
                 }
@@ -258,7 +260,9 @@ impl Lambda {
                 if !name.starts_with(&prefix) {
                     continue;
                 }
-                let tags = self.tags(arn).await?;
+                let Some(tags) = AwsError::unless_gone(self.tags(arn).await)? else {
+                    continue;
+                };
                 if tags.get(STACK_TAG).map(String::as_str) != Some(stack) {
                     continue;
                 }
@@ -270,9 +274,15 @@ impl Lambda {
                     .capacity_provider_config()
                     .and_then(|c| c.lambda_managed_instances_capacity_provider_config());
                 let (mut publish, mut min, mut max) = (None, None, None);
-                if lmi.is_some()
-                    && let Some((target, qualifier)) = self.published(name).await?
-                {
+                let published = if lmi.is_some() {
+                    match AwsError::unless_gone(self.published(name).await)? {
+                        Some(published) => published,
+                        None => continue,
+                    }
+                } else {
+                    None
+                };
+                if let Some((target, qualifier)) = published {
                     let scaling = self.scaling(name, &qualifier).await?;
                     min = scaling
                         .as_ref()

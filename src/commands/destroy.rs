@@ -25,6 +25,14 @@ pub async fn run(
     let started = Instant::now();
     let aws = Aws::connect(region.as_deref()).await?;
     if engine::observe(&aws, &name).await?.resources.is_empty() {
+        // A lock left by a killed command is the stack's last trace: take it over (it is
+        // stale) and remove it.
+        if lock::holder(&aws, &name).await?.is_some() {
+            lock::acquire(&aws, &name, "destroy", args.lock_timeout, &say)
+                .await?
+                .release()
+                .await?;
+        }
         println!(
             "Nothing tagged lmi:stack={name} in {}: nothing to destroy.",
             aws.region

@@ -179,6 +179,7 @@ impl Builder<'_> {
             "main",
             Spec::Vpc {
                 cidr: net.cidr.to_string(),
+                dns: true,
             },
         ));
         let az = |i: usize| cx.availability_zones[i % cx.availability_zones.len()].clone();

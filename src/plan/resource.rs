@@ -161,6 +161,9 @@ pub enum Spec {
     },
     Vpc {
         cidr: String,
+        /// DNS support and DNS hostnames, both on: interface endpoints with private DNS need
+        /// them. Observed, so that a VPC whose create was cut short gets them on the next apply.
+        dns: bool,
     },
     InternetGateway {
         vpc: Ref,
