@@ -118,9 +118,16 @@ fn run_applies_tests_destroys_and_reports() {
     let dir = example("cold-start", &stack);
     let dir = dir.path();
     let out = target
-        .lmi(dir, &["run", "--suffix", "job7", "--junit", "report.xml"])
+        .lmi(
+            dir,
+            &["run", "--suffix", "job7", "--junit", "report.xml", "--json"],
+        )
         .expect(0);
-    assert!(out.stdout.contains("PASSED: 2 passed"), "{}", out.stdout);
+    // stdout holds only the test results; plans and progress go to stderr.
+    let results: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("run --json: {e}\n{}", out.stdout));
+    assert_eq!(results["verdict"], "passed");
+    assert_eq!(results["stack"], format!("{stack}-job7"));
     assert!(dir.join("report.xml").exists());
     for phase in ["== apply", "== test", "== destroy"] {
         assert!(out.stderr.contains(phase), "{}", out.stderr);

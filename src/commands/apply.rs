@@ -3,10 +3,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use tokio_util::sync::CancellationToken;
-
 use super::interrupt::cancel_on_interrupt;
-use super::prepare::{carry_out, confirm, load_stack, prepare};
+use super::prepare::{Out, Session, carry_out, confirm, load_stack, prepare};
 use crate::aws::Aws;
 use crate::cli::RunArgs;
 use crate::engine::lock;
@@ -28,15 +26,14 @@ pub async fn run(file: &Path, auto_approve: bool, args: RunArgs) -> miette::Resu
         return Ok(exit::OK);
     }
     let lock = lock::acquire(&aws, &stack.name, "apply", args.lock_timeout, &say).await?;
-    let applied = apply_stack(
-        &aws,
-        &stack,
-        auto_approve,
-        &args,
+    let cancel = cancel_on_interrupt();
+    let session = Session {
+        args: &args,
         started,
-        &cancel_on_interrupt(),
-    )
-    .await;
+        cancel: &cancel,
+        out: Out::Stdout,
+    };
+    let applied = apply_stack(&aws, &stack, auto_approve, &session).await;
     lock.release().await?;
     applied
 }
@@ -52,17 +49,17 @@ pub async fn apply_stack(
     aws: &Aws,
     stack: &Stack,
     auto_approve: bool,
-    args: &RunArgs,
-    started: Instant,
-    cancel: &CancellationToken,
+    session: &Session<'_>,
 ) -> miette::Result<u8> {
+    let out = session.out;
     let prepared = prepare(aws, stack).await?;
-    print!(
-        "{}",
-        report::plan::render(&prepared.plan, &aws.region, report::color_stdout())
-    );
+    out.print(report::plan::render(
+        &prepared.plan,
+        &aws.region,
+        out.color(),
+    ));
     if prepared.plan.is_empty() {
-        println!("{}", report::summary::calls(&aws.calls.snapshot()));
+        out.line(report::summary::calls(&aws.calls.snapshot()));
         return Ok(exit::OK);
     }
     if !confirm("Apply these changes?", auto_approve)? {
@@ -74,9 +71,7 @@ pub async fn apply_stack(
         &prepared.plan,
         prepared.observation.ids(),
         &prepared.code,
-        args,
-        started,
-        cancel,
+        session,
     )
     .await;
     Ok(if summary.succeeded() {

@@ -3,11 +3,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use tokio_util::sync::CancellationToken;
-
 use super::apply::say;
 use super::interrupt::cancel_on_interrupt;
-use super::prepare::{carry_out, confirm, load_stack};
+use super::prepare::{Out, Session, carry_out, confirm, load_stack};
 use crate::aws::Aws;
 use crate::cli::RunArgs;
 use crate::engine::{self, lock};
@@ -40,15 +38,14 @@ pub async fn run(
         return Ok(exit::OK);
     }
     let lock = lock::acquire(&aws, &name, "destroy", args.lock_timeout, &say).await?;
-    let destroyed = destroy_stack(
-        &aws,
-        &name,
-        auto_approve,
-        &args,
+    let cancel = cancel_on_interrupt();
+    let session = Session {
+        args: &args,
         started,
-        &cancel_on_interrupt(),
-    )
-    .await;
+        cancel: &cancel,
+        out: Out::Stdout,
+    };
+    let destroyed = destroy_stack(&aws, &name, auto_approve, &session).await;
     lock.release().await?;
     destroyed
 }
@@ -76,21 +73,17 @@ pub async fn destroy_stack(
     aws: &Aws,
     name: &str,
     auto_approve: bool,
-    args: &RunArgs,
-    started: Instant,
-    cancel: &CancellationToken,
+    session: &Session<'_>,
 ) -> miette::Result<u8> {
+    let out = session.out;
     let observation = engine::observe(aws, name).await?;
     let plan = plan::diff(name, Vec::new(), observation.resources.clone());
-    print!(
-        "{}",
-        report::plan::render(&plan, &aws.region, report::color_stdout())
-    );
+    out.print(report::plan::render(&plan, &aws.region, out.color()));
     if plan.is_empty() {
-        println!(
+        out.line(format_args!(
             "Nothing tagged lmi:stack={name} in {}: nothing to destroy.",
             aws.region
-        );
+        ));
         return Ok(exit::OK);
     }
     if !confirm(
@@ -105,15 +98,13 @@ pub async fn destroy_stack(
         &plan,
         observation.ids(),
         &engine::execute::Code::new(),
-        args,
-        started,
-        cancel,
+        session,
     )
     .await;
     // Trust, but verify: anything still tagged with the stack is a leak to report.
     let left = engine::observe(aws, name).await?;
     if !left.resources.is_empty() {
-        println!("{}", report::summary::leftovers(name, &left));
+        out.line(report::summary::leftovers(name, &left));
     }
     Ok(if summary.succeeded() && left.resources.is_empty() {
         exit::OK

@@ -109,6 +109,43 @@ pub async fn prepare(aws: &Aws, stack: &Stack) -> miette::Result<Prepared> {
     })
 }
 
+/// Where a command's results go: stdout, or stderr when stdout is kept for something else
+/// (`lmi run` keeps it for the test results, so that `--json` stays parseable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    Stdout,
+    Stderr,
+}
+
+impl Out {
+    pub fn print(self, text: impl std::fmt::Display) {
+        match self {
+            Out::Stdout => print!("{text}"),
+            Out::Stderr => eprint!("{text}"),
+        }
+    }
+
+    pub fn line(self, text: impl std::fmt::Display) {
+        self.print(format_args!("{text}\n"));
+    }
+
+    pub fn color(self) -> bool {
+        match self {
+            Out::Stdout => report::color_stdout(),
+            Out::Stderr => report::color(),
+        }
+    }
+}
+
+/// How a changing command runs: its options, when it started (for "Done in"), what stops it,
+/// and where its results go.
+pub struct Session<'a> {
+    pub args: &'a RunArgs,
+    pub started: Instant,
+    pub cancel: &'a tokio_util::sync::CancellationToken,
+    pub out: Out,
+}
+
 /// Asks "proceed?" on a terminal; elsewhere requires the flag.
 pub fn confirm(question: &str, auto_approve: bool) -> miette::Result<bool> {
     use std::io::{BufRead, IsTerminal, Write};
@@ -139,23 +176,22 @@ pub async fn carry_out(
     plan: &Plan,
     ids: BTreeMap<plan::Address, String>,
     code: &Code,
-    args: &RunArgs,
-    started: Instant,
-    cancel: &tokio_util::sync::CancellationToken,
+    session: &Session<'_>,
 ) -> Summary {
     let summary = engine::execute(
         aws,
         plan,
         ids,
         code,
-        usize::from(args.parallelism),
+        usize::from(session.args.parallelism),
         Arc::new(report::progress::Progress::new()),
-        cancel,
+        session.cancel,
     )
     .await;
-    println!(
-        "{}",
-        report::summary::apply(&summary, started.elapsed(), &aws.calls.snapshot())
-    );
+    session.out.line(report::summary::apply(
+        &summary,
+        session.started.elapsed(),
+        &aws.calls.snapshot(),
+    ));
     summary
 }

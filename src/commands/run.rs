@@ -9,6 +9,7 @@ use super::apply::{apply_stack, say};
 use super::destroy::destroy_stack;
 use super::interrupt::run_interrupts;
 use super::prepare::load_stack_with;
+use super::prepare::{Out, Session};
 use crate::aws::Aws;
 use crate::cli::{RunArgs, TestArgs};
 use crate::config::Overrides;
@@ -35,7 +36,14 @@ pub async fn run(file: &Path, options: Options<'_>) -> miette::Result<u8> {
     let lock = lock::acquire(&aws, &stack.name, "run", options.run.lock_timeout, &say).await?;
 
     eprintln!("== apply stack `{}`", stack.name);
-    let applied = apply_stack(&aws, &stack, true, options.run, started, &interrupts.work).await;
+    // stdout is for the test results (`--json` stays parseable); the rest goes to stderr.
+    let applying = Session {
+        args: options.run,
+        started,
+        cancel: &interrupts.work,
+        out: Out::Stderr,
+    };
+    let applied = apply_stack(&aws, &stack, true, &applying).await;
     let mut code = match &applied {
         Ok(code) => *code,
         Err(e) => {
@@ -73,15 +81,13 @@ pub async fn run(file: &Path, options: Options<'_>) -> miette::Result<u8> {
     }
 
     eprintln!("\n== destroy stack `{}`", stack.name);
-    let destroyed = destroy_stack(
-        &aws,
-        &stack.name,
-        true,
-        options.run,
-        Instant::now(),
-        &interrupts.cleanup,
-    )
-    .await;
+    let destroying = Session {
+        args: options.run,
+        started: Instant::now(),
+        cancel: &interrupts.cleanup,
+        out: Out::Stderr,
+    };
+    let destroyed = destroy_stack(&aws, &stack.name, true, &destroying).await;
     lock.release().await?;
     let finished = match destroyed {
         Ok(code) => code == exit::OK,
@@ -91,7 +97,7 @@ pub async fn run(file: &Path, options: Options<'_>) -> miette::Result<u8> {
             if let Ok(left) = crate::engine::observe(&aws, &stack.name).await
                 && !left.resources.is_empty()
             {
-                println!("{}", report::summary::leftovers(&stack.name, &left));
+                eprintln!("{}", report::summary::leftovers(&stack.name, &left));
             }
             false
         }

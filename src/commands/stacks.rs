@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::apply::say;
 use super::destroy::destroy_stack;
 use super::interrupt::cancel_on_interrupt;
-use super::prepare::confirm;
+use super::prepare::{Out, Session, confirm};
 use crate::aws::Aws;
 use crate::cli::RunArgs;
 use crate::engine::{self, lock};
@@ -192,7 +192,13 @@ pub async fn gc(
                 continue;
             }
         };
-        let destroyed = destroy_stack(&aws, name, true, &args, Instant::now(), &cancel).await;
+        let session = Session {
+            args: &args,
+            started: Instant::now(),
+            cancel: &cancel,
+            out: Out::Stdout,
+        };
+        let destroyed = destroy_stack(&aws, name, true, &session).await;
         lock.release().await?;
         match destroyed {
             Ok(exit::OK) => {}
