@@ -163,7 +163,7 @@ async fn targets(
             ..
         } = &found.resource.spec
         else {
-            unreachable!("a function address holds a function spec");
+            return Err(miette!("`{aws_name}` is tagged as a function but is not one"));
         };
         let lmi = capacity_provider.is_some();
         let qualifier = found.parts.get("qualifier").cloned();
@@ -191,7 +191,6 @@ async fn targets(
                 reason.map(|r| format!(": {r}")).unwrap_or_default()
             ));
         }
-        debug_assert!(qualifier.as_deref() != Some("") && (lmi || qualifier.is_none()));
         targets.insert(
             logical.clone(),
             Target {
