@@ -163,7 +163,9 @@ async fn targets(
             ..
         } = &found.resource.spec
         else {
-            return Err(miette!("`{aws_name}` is tagged as a function but is not one"));
+            return Err(miette!(
+                "`{aws_name}` is tagged as a function but is not one"
+            ));
         };
         let lmi = capacity_provider.is_some();
         let qualifier = found.parts.get("qualifier").cloned();

@@ -36,6 +36,8 @@ pub struct Judged {
     pub name: String,
     pub verdict: Verdict,
     pub allow_inconclusive: bool,
+    /// The test its ratio check compares with, if any.
+    pub baseline: Option<String>,
     pub checks: Vec<Check>,
 }
 
@@ -166,6 +168,7 @@ fn judge_one(experiment: &Experiment, run: &TestRun, runs: &[TestRun]) -> Judged
         name: experiment.name.clone(),
         verdict,
         allow_inconclusive: experiment.allow_inconclusive,
+        baseline: expect.ratio.as_ref().map(|r| r.baseline.clone()),
         checks,
     }
 }

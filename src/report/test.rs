@@ -29,6 +29,8 @@ pub struct TestResult {
     pub run: TestRun,
     pub verdict: Verdict,
     pub allow_inconclusive: bool,
+    /// The test its ratio check compares with.
+    pub baseline: Option<String>,
     /// `null` when no invoke reached the function.
     pub latency_ms: Option<Summary>,
     pub throttles: usize,
@@ -69,6 +71,7 @@ impl Results {
                     run,
                     verdict: j.verdict,
                     allow_inconclusive: j.allow_inconclusive,
+                    baseline: j.baseline,
                     checks: j.checks,
                 })
             })
@@ -116,12 +119,8 @@ fn comparisons(tests: &[TestResult]) -> Vec<Comparison> {
         let partner = (0..tests.len())
             .filter(|&j| j != i && !paired[j] && same_pattern(&tests[i].run, &tests[j].run))
             .min_by_key(|&j| {
-                let baseline_of = |a: usize, b: usize| {
-                    tests[a].checks.iter().any(|c| {
-                        c.name == "ratio"
-                            && c.expected.ends_with(&format!(" of {}", tests[b].run.name))
-                    })
-                };
+                let baseline_of =
+                    |a: usize, b: usize| tests[a].baseline.as_deref() == Some(&tests[b].run.name);
                 (!(baseline_of(i, j) || baseline_of(j, i)), j)
             });
         let Some(j) = partner else { continue };
