@@ -53,8 +53,12 @@ pub async fn run(file: &Path, options: Options<'_>) -> miette::Result<u8> {
     };
     if code == exit::OK && !interrupts.work.is_cancelled() {
         eprintln!("\n== test stack `{}`", stack.name);
-        code = match super::test::test(&aws, &stack, options.test, interrupts.work.clone()).await {
-            Ok(results) => super::test::report(&results, &aws, options.test)?,
+        // Any error here (a report that can't be written included) still ends in the cleanup.
+        let tested = super::test::test(&aws, &stack, options.test, interrupts.work.clone())
+            .await
+            .and_then(|results| super::test::report(&results, &aws, options.test));
+        code = match tested {
+            Ok(code) => code,
             Err(e) => {
                 eprintln!("{e:?}");
                 exit::ERROR
