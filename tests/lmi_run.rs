@@ -343,3 +343,17 @@ fn gc_collects_only_stacks_older_than_its_limit() {
     );
     assert_gone(&target, dir, &old);
 }
+
+#[test]
+fn run_cleans_up_when_a_report_cannot_be_written() {
+    let target = Target::get();
+    let stack = unique_stack("rw");
+    let dir = project(&default_only(&stack, "first_only"));
+    let dir = dir.path();
+    let out = target
+        .lmi(dir, &["run", "--junit", "no-such-dir/report.xml"])
+        .expect(1);
+    assert!(out.stderr.contains("can't write"), "{}", out.stderr);
+    assert!(out.stderr.contains("== destroy"), "{}", out.stderr);
+    assert_gone(&target, dir, &stack);
+}
