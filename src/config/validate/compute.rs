@@ -53,10 +53,53 @@ impl<'r> Validator<'_> {
                 .help("add [network] with cidr = \"10.0.0.0/16\" (lmi creates it) or vpc_id and subnet_ids (an existing one)"),
             );
         }
-        raw.capacity_providers
+        let providers: Vec<_> = raw
+            .capacity_providers
             .iter()
             .filter_map(|cp| Some((cp, self.capacity_provider(cp, stack)?)))
-            .collect()
+            .collect();
+        self.role_case_collisions(
+            providers
+                .iter()
+                .map(|(raw, cp)| (&raw.name, &cp.operator_role)),
+            "capacity providers",
+        );
+        providers
+    }
+
+    /// IAM role names are unique regardless of case: `Api` and `api` would get roles that IAM
+    /// takes for one, and the second CreateRole would fail minutes into an apply.
+    fn role_case_collisions<'a>(
+        &mut self,
+        named: impl Iterator<Item = (&'a S<String>, &'a Role)>,
+        what: &str,
+    ) {
+        let mut seen: Vec<(String, &S<String>, &str)> = Vec::new();
+        for (name, role) in named {
+            let Role::Create { name: role } = role else {
+                continue;
+            };
+            let key = role.to_lowercase();
+            if let Some((_, first, first_role)) = seen.iter().find(|(k, _, _)| *k == key) {
+                self.push(
+                    Problem::error(
+                        "lmi::name::case_collision",
+                        name.span(),
+                        format!(
+                            "{what} `{}` and `{}` differ only in case",
+                            first.get_ref(),
+                            name.get_ref()
+                        ),
+                    )
+                    .label("same name as another one, ignoring case")
+                    .help(format!(
+                        "IAM ignores case in role names: `{first_role}` and `{role}` would be one role; rename one of them"
+                    )),
+                );
+            } else {
+                seen.push((key, name, role));
+            }
+        }
     }
 
     fn capacity_provider(
@@ -293,10 +336,16 @@ impl<'r> Validator<'_> {
             .iter()
             .map(|cp| cp.name.get_ref().as_str())
             .collect();
-        raw.functions
+        let functions: Vec<_> = raw
+            .functions
             .iter()
             .filter_map(|f| Some((f, self.function(f, stack, providers, &declared)?)))
-            .collect()
+            .collect();
+        self.role_case_collisions(
+            functions.iter().map(|(raw, f)| (&raw.name, &f.role)),
+            "functions",
+        );
+        functions
     }
 
     fn function(
