@@ -78,6 +78,10 @@ pub enum Command {
         /// Keep the stack when apply or a test fails, for debugging (`lmi destroy` removes it).
         #[arg(long)]
         keep_on_failure: bool,
+        /// Run even if the stack already exists (e.g. made by `lmi apply`), and destroy it at
+        /// the end like one `run` made. Without it, an existing stack is refused.
+        #[arg(long)]
+        adopt: bool,
         #[command(flatten)]
         test: TestArgs,
         #[command(flatten)]

@@ -357,3 +357,19 @@ fn run_cleans_up_when_a_report_cannot_be_written() {
     assert!(out.stderr.contains("== destroy"), "{}", out.stderr);
     assert_gone(&target, dir, &stack);
 }
+
+#[test]
+fn run_refuses_a_stack_that_exists_unless_adopting_it() {
+    let target = Target::get();
+    let stack = unique_stack("re");
+    let dir = project(&default_only(&stack, "first_only"));
+    let dir = dir.path();
+    target.lmi(dir, &["apply", "--auto-approve"]).expect(0);
+    let out = target.lmi(dir, &["run"]).expect(1);
+    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    let stacks = ls(&target, dir);
+    let info = listed(&stacks, &stack).expect("the stack is untouched");
+    assert!(info["locked_by"].is_null(), "{info:#}");
+    target.lmi(dir, &["run", "--adopt"]).expect(0);
+    assert_gone(&target, dir, &stack);
+}

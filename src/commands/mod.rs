@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
         Command::Run {
             suffix,
             keep_on_failure,
+            adopt,
             test,
             run,
         } => runtime()?.block_on(run::run(
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> miette::Result<u8> {
             run::Options {
                 suffix: suffix.as_deref(),
                 keep_on_failure,
+                adopt,
                 test: &test,
                 run: &run,
             },

@@ -5,20 +5,22 @@
 use std::path::Path;
 use std::time::Instant;
 
+use miette::miette;
+
 use super::apply::{apply_stack, say};
 use super::destroy::destroy_stack;
 use super::interrupt::run_interrupts;
-use super::prepare::load_stack_with;
-use super::prepare::{Out, Session};
+use super::prepare::{Out, Session, load_stack_with};
 use crate::aws::Aws;
 use crate::cli::{RunArgs, TestArgs};
 use crate::config::Overrides;
-use crate::engine::lock;
+use crate::engine::{self, lock};
 use crate::{exit, report};
 
 pub struct Options<'a> {
     pub suffix: Option<&'a str>,
     pub keep_on_failure: bool,
+    pub adopt: bool,
     pub test: &'a TestArgs,
     pub run: &'a RunArgs,
 }
@@ -34,6 +36,25 @@ pub async fn run(file: &Path, options: Options<'_>) -> miette::Result<u8> {
     let aws = Aws::connect(stack.region.as_deref()).await?;
     let interrupts = run_interrupts();
     let lock = lock::acquire(&aws, &stack.name, "run", options.run.lock_timeout, &say).await?;
+    // run destroys the stack it runs on: one that exists already (a dev stack made with
+    // `lmi apply`, another job's) is not its to take unless asked.
+    let existing = match engine::observe(&aws, &stack.name).await {
+        Ok(existing) => existing.resources.len(),
+        Err(e) => {
+            lock.release().await?;
+            return Err(e.into());
+        }
+    };
+    if existing > 0 && !options.adopt {
+        lock.release().await?;
+        return Err(miette!(
+            code = "lmi::run::stack_exists",
+            help = "give this run a stack of its own with --suffix, test the existing stack with `lmi test`, or pass --adopt to run on it and destroy it afterwards",
+            "stack `{}` already exists in {} ({existing} resources), and `lmi run` destroys the stack it runs on",
+            stack.name,
+            aws.region
+        ));
+    }
 
     eprintln!("== apply stack `{}`", stack.name);
     // stdout is for the test results (`--json` stays parseable); the rest goes to stderr.
