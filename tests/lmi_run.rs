@@ -373,3 +373,34 @@ fn run_refuses_a_stack_that_exists_unless_adopting_it() {
     target.lmi(dir, &["run", "--adopt"]).expect(0);
     assert_gone(&target, dir, &stack);
 }
+
+#[test]
+fn another_region_never_sees_or_touches_a_stacks_roles() {
+    let target = Target::get();
+    let stack = unique_stack("rg");
+    let dir = project(&default_only(&stack, "first_only"));
+    let dir = dir.path();
+    target.lmi(dir, &["apply", "--auto-approve"]).expect(0);
+    // IAM is global: the roles carry their stack's region, and other regions pass them by.
+    let out = target
+        .lmi(dir, &["ls", "--region", "eu-west-1", "--json"])
+        .expect(0);
+    assert!(!out.stdout.contains(&stack), "{}", out.stdout);
+    let out = target
+        .lmi(
+            dir,
+            &[
+                "destroy",
+                "--stack",
+                &stack,
+                "--region",
+                "eu-west-1",
+                "--auto-approve",
+            ],
+        )
+        .expect(0);
+    assert!(out.stdout.contains("nothing to destroy"), "{}", out.stdout);
+    target.lmi(dir, &["plan", "--detailed-exitcode"]).expect(0);
+    target.lmi(dir, &["destroy", "--auto-approve"]).expect(0);
+    assert_gone(&target, dir, &stack);
+}

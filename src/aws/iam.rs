@@ -7,13 +7,15 @@ use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
 
 use super::error::AwsError;
-use crate::model::STACK_TAG;
+use crate::model::{REGION_TAG, STACK_TAG};
 use crate::plan::desired::role_path;
 use crate::plan::resource::{Address, Observed, Resource, Spec};
 
 #[derive(Clone, Debug)]
 pub struct Iam {
     client: Client,
+    /// The region lmi works in: roles are global, so each carries its stack's region.
+    region: String,
 }
 
 /// The lock role's name. lmi's other roles end in `-role` or `-operator`, so it can't collide
@@ -52,8 +54,17 @@ fn trusted_service(document: &str) -> String {
 }
 
 impl Iam {
-    pub fn new(client: Client) -> Self {
-        Iam { client }
+    pub fn new(client: Client, region: &str) -> Self {
+        Iam {
+            client,
+            region: region.to_string(),
+        }
+    }
+
+    /// Whether a role belongs to a stack of this region. A role without the tag was made by
+    /// an lmi before it tagged regions; it is taken as this region's.
+    fn in_region(&self, tags: &BTreeMap<String, String>) -> bool {
+        tags.get(REGION_TAG).is_none_or(|r| *r == self.region)
     }
 
     /// Every role of the stack: listed by path, kept only if tagged with the stack.
@@ -72,7 +83,8 @@ impl Iam {
                 let Some(tags) = AwsError::unless_gone(self.tags(name).await)? else {
                     continue;
                 };
-                if tags.get(STACK_TAG).map(String::as_str) != Some(stack) {
+                if tags.get(STACK_TAG).map(String::as_str) != Some(stack) || !self.in_region(&tags)
+                {
                     continue;
                 }
                 let Some(address) = tags
@@ -133,7 +145,7 @@ impl Iam {
                 let Some(tags) = AwsError::unless_gone(self.tags(role.role_name()).await)? else {
                     continue;
                 };
-                if tags.get(STACK_TAG).map(String::as_str) == Some(stack) {
+                if tags.get(STACK_TAG).map(String::as_str) == Some(stack) && self.in_region(&tags) {
                     out.insert(stack.to_string());
                 }
             }

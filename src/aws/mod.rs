@@ -71,12 +71,12 @@ impl Aws {
             .interceptor(calls.clone())
             .build();
         Ok(Aws {
-            region,
             lambda: lambda::Lambda::new(aws_sdk_lambda::Client::from_conf(lambda)),
             invoker: invoke::Invoker::new(aws_sdk_lambda::Client::from_conf(invoker)),
             xray: xray::Xray::new(aws_sdk_xray::Client::from_conf(xray)),
             ec2: ec2::Ec2::new(aws_sdk_ec2::Client::from_conf(ec2)),
-            iam: iam::Iam::new(aws_sdk_iam::Client::from_conf(iam)),
+            iam: iam::Iam::new(aws_sdk_iam::Client::from_conf(iam), &region),
+            region,
             calls,
         })
     }

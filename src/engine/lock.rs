@@ -15,7 +15,7 @@ use miette::miette;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::Aws;
-use crate::model::{CREATED_TAG, STACK_TAG, now_rfc3339, parse_rfc3339};
+use crate::model::{CREATED_TAG, REGION_TAG, STACK_TAG, now_rfc3339, parse_rfc3339};
 
 /// How long a lock lives without a heartbeat: the longest a crashed holder on another host
 /// blocks the stack.
@@ -115,7 +115,7 @@ pub async fn acquire(
     loop {
         if aws
             .iam
-            .create_lock(stack, &tags(stack, &token, command))
+            .create_lock(stack, &tags(stack, &aws.region, &token, command))
             .await?
         {
             // A taker of a stale lock may have deleted ours between its read and its delete;
@@ -232,7 +232,7 @@ impl Lock {
     }
 }
 
-fn tags(stack: &str, token: &str, command: &str) -> BTreeMap<String, String> {
+fn tags(stack: &str, region: &str, token: &str, command: &str) -> BTreeMap<String, String> {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "someone".into());
@@ -240,6 +240,7 @@ fn tags(stack: &str, token: &str, command: &str) -> BTreeMap<String, String> {
     let pid = std::process::id();
     BTreeMap::from([
         (STACK_TAG.to_string(), stack.to_string()),
+        (REGION_TAG.to_string(), region.to_string()),
         (TOKEN.to_string(), token.to_string()),
         (
             OWNER.to_string(),

@@ -21,6 +21,9 @@ pub const RESOURCE_TAG: &str = "lmi:resource";
 /// Name of the tag that holds when a resource was created (RFC 3339, UTC): how `lmi gc` and
 /// `lmi ls` tell a stack's age. Set once, at creation; never part of a diff.
 pub const CREATED_TAG: &str = "lmi:created";
+/// Name of the tag that holds the region of a role's stack. IAM is global: without it, a
+/// command in one region would take another region's same-named stack's roles for its own.
+pub const REGION_TAG: &str = "lmi:region";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {

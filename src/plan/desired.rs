@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use super::resource::{Address, EndpointKind, Kind, Peer, Ref, Resource, Route, Rule, Spec};
 use crate::model::{
-    CREATED_TAG, Compute, Egress, InstanceTypes, ManagedNetwork, Network, Publish, RESOURCE_TAG,
-    Role, Runtime, STACK_TAG, Scaling, Stack, aws_name,
+    CREATED_TAG, Compute, Egress, InstanceTypes, ManagedNetwork, Network, Publish, REGION_TAG,
+    RESOURCE_TAG, Role, Runtime, STACK_TAG, Scaling, Stack, aws_name,
 };
 
 /// AWS facts the desired state depends on.
@@ -80,6 +80,11 @@ pub fn desired(stack: &Stack, cx: &Context) -> Vec<Resource> {
         resource
             .tags
             .insert(CREATED_TAG.into(), cx.created.to_string());
+        if resource.address.kind == Kind::Role {
+            resource
+                .tags
+                .insert(REGION_TAG.into(), cx.region.to_string());
+        }
     }
     out.resources
 }
