@@ -157,7 +157,7 @@ pub struct TestArgs {
     /// Also write a JUnit XML report: one test case per check.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Also write a Markdown summary (e.g. to $GITHUB_STEP_SUMMARY).
+    /// Also append a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
 }

@@ -345,7 +345,7 @@ fn gc_collects_only_stacks_older_than_its_limit() {
 }
 
 #[test]
-fn run_cleans_up_when_a_report_cannot_be_written() {
+fn run_checks_its_report_paths_before_creating_anything() {
     let target = Target::get();
     let stack = unique_stack("rw");
     let dir = project(&default_only(&stack, "first_only"));
@@ -353,8 +353,12 @@ fn run_cleans_up_when_a_report_cannot_be_written() {
     let out = target
         .lmi(dir, &["run", "--junit", "no-such-dir/report.xml"])
         .expect(1);
-    assert!(out.stderr.contains("can't write"), "{}", out.stderr);
-    assert!(out.stderr.contains("== destroy"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("can't write the report"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("== apply"), "{}", out.stderr);
     assert_gone(&target, dir, &stack);
 }
 

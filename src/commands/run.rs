@@ -32,6 +32,7 @@ pub async fn run(file: &Path, options: Options<'_>) -> miette::Result<u8> {
             stack_suffix: options.suffix,
         },
     )?;
+    super::test::check_report_paths(options.test)?;
     let started = Instant::now();
     let aws = Aws::connect(stack.region.as_deref()).await?;
     let interrupts = run_interrupts();

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use miette::{IntoDiagnostic, WrapErr, miette};
+use miette::{IntoDiagnostic, miette};
 use tokio_util::sync::CancellationToken;
 
 use super::interrupt::cancel_on_interrupt;
@@ -16,6 +16,7 @@ use crate::{exit, report};
 
 pub async fn run(file: &Path, args: &TestArgs) -> miette::Result<u8> {
     let stack = load_stack(file)?;
+    check_report_paths(args)?;
     let aws = Aws::connect(stack.region.as_deref()).await?;
     let results = test(&aws, &stack, args, cancel_on_interrupt()).await?;
     report(&results, &aws, args)
@@ -53,10 +54,10 @@ pub fn report(results: &Results, aws: &Aws, args: &TestArgs) -> miette::Result<u
     if let Some(path) = &args.junit {
         let xml = report::junit::render(results)
             .map_err(|e| miette!("can't write the JUnit report: {e}"))?;
-        write(path, &xml)?;
+        write_report(path, &xml, false)?;
     }
     if let Some(path) = &args.markdown {
-        write(path, &report::test::markdown(results))?;
+        write_report(path, &report::test::markdown(results), true)?;
     }
     Ok(if results.passed() {
         exit::OK
@@ -65,10 +66,40 @@ pub fn report(results: &Results, aws: &Aws, args: &TestArgs) -> miette::Result<u
     })
 }
 
-fn write(path: &Path, text: &str) -> miette::Result<()> {
-    std::fs::write(path, text)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("can't write {}", path.display()))
+/// Writes a report: the JUnit file is replaced, the Markdown summary appended to (a CI step
+/// summary file may hold other steps' text).
+fn write_report(path: &Path, text: &str, append: bool) -> miette::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| report_path_error(path, e))
+}
+
+fn report_path_error(path: &Path, e: std::io::Error) -> miette::Report {
+    miette!(
+        code = "lmi::test::report_path",
+        help = "create its directory, or pass another path",
+        "can't write the report {}: {e}",
+        path.display()
+    )
+}
+
+/// Fails before any AWS call when a report file can't be written, rather than after every
+/// invoke. Opening for append creates the file and changes nothing in an existing one.
+pub fn check_report_paths(args: &TestArgs) -> miette::Result<()> {
+    for path in args.junit.iter().chain(&args.markdown) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| report_path_error(path, e))?;
+    }
+    Ok(())
 }
 
 /// The tests named by `--filter` (all when none), in lmi.toml's order, plus the baselines their
