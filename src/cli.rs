@@ -90,7 +90,7 @@ pub enum Command {
     /// List the lmi stacks in the region, with their age, resources and lock.
     Ls {
         /// The region (otherwise lmi.toml's if readable, or the AWS configuration's).
-        #[arg(long, value_name = "REGION")]
+        #[arg(long, value_name = "REGION", value_parser = parse_region)]
         region: Option<String>,
         /// Print the stacks as JSON on stdout.
         #[arg(long)]
@@ -111,7 +111,7 @@ pub enum Command {
         #[arg(long)]
         auto_approve: bool,
         /// The region (otherwise the AWS configuration's).
-        #[arg(long, value_name = "REGION")]
+        #[arg(long, value_name = "REGION", value_parser = parse_region)]
         region: Option<String>,
         #[command(flatten)]
         run: RunArgs,
@@ -122,7 +122,7 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         stack: Option<String>,
         /// The region, with --stack (otherwise lmi.toml's or the AWS configuration's).
-        #[arg(long, value_name = "REGION")]
+        #[arg(long, value_name = "REGION", value_parser = parse_region)]
         region: Option<String>,
         /// Remove it even if its holder seems alive (it runs on this host).
         #[arg(long)]
@@ -139,7 +139,7 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         stack: Option<String>,
         /// The region, with --stack (otherwise lmi.toml's or the AWS configuration's).
-        #[arg(long, value_name = "REGION")]
+        #[arg(long, value_name = "REGION", value_parser = parse_region)]
         region: Option<String>,
         #[command(flatten)]
         run: RunArgs,
@@ -171,6 +171,15 @@ pub struct RunArgs {
     /// (`30s`, `5m`); by default fail at once.
     #[arg(long, value_name = "AGE", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
+}
+
+/// A region name, shaped like `us-east-1` (the same rule as `stack.region`).
+fn parse_region(text: &str) -> Result<String, String> {
+    if crate::config::is_region(text) {
+        Ok(text.to_string())
+    } else {
+        Err("not a region name: expected one like us-east-1 or eu-west-1".into())
+    }
 }
 
 /// A stack-name suffix: it becomes part of every AWS name, so the stack name's characters.

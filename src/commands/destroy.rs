@@ -78,7 +78,6 @@ pub async fn destroy_stack(
     let out = session.out;
     let observation = engine::observe(aws, name).await?;
     let plan = plan::diff(name, Vec::new(), observation.resources.clone());
-    out.print(report::plan::render(&plan, &aws.region, out.color()));
     if plan.is_empty() {
         out.line(format_args!(
             "Nothing tagged lmi:stack={name} in {}: nothing to destroy.",
@@ -86,6 +85,7 @@ pub async fn destroy_stack(
         ));
         return Ok(exit::OK);
     }
+    out.print(report::plan::render(&plan, &aws.region, out.color()));
     if !confirm(
         &format!("Destroy every resource of stack `{name}`?"),
         auto_approve,

@@ -192,6 +192,7 @@ pub async fn carry_out(
         &summary,
         session.started.elapsed(),
         &aws.calls.snapshot(),
+        session.out == Out::Stdout,
     ));
     summary
 }

@@ -77,6 +77,14 @@ impl Problems {
         self.list.push(problem);
     }
 
+    /// Changes every problem found at exactly `span`.
+    pub fn for_each_at(&mut self, span: &Span, mut f: impl FnMut(&mut Problem)) {
+        self.list
+            .iter_mut()
+            .filter(|p| p.span == *span)
+            .for_each(&mut f);
+    }
+
     pub fn has_errors(&self) -> bool {
         self.list.iter().any(|p| p.severity == Severity::Error)
     }

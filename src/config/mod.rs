@@ -19,6 +19,7 @@ use toml::de::DeTable;
 use diagnostic::Problems;
 pub use diagnostic::{Problem, Severity, SourceFile};
 use read::Cx;
+pub use validate::is_region;
 
 use crate::model::Stack;
 
@@ -205,12 +206,28 @@ fn parse_and_validate(
         return None;
     }
     let mut raw = raw::read(&doc, cx);
+    let mut suffixed = None;
     if let Some(suffix) = overrides.stack_suffix
         && let Some(name) = raw.stack.as_mut().and_then(|s| s.name.as_mut())
     {
         name.get_mut().push_str(&format!("-{suffix}"));
+        suffixed = Some((name.span(), suffix));
     }
-    validate::validate(raw, base_dir, &mut cx.problems)
+    let stack = validate::validate(raw, base_dir, &mut cx.problems);
+    // A problem with the name may be the suffix's doing: say so where the name is shown.
+    if let Some((span, suffix)) = suffixed {
+        cx.problems.for_each_at(&span, |problem| {
+            let note = format!(
+                "the name includes --suffix `{suffix}` ({} characters): shorten it, or the name",
+                suffix.len() + 1
+            );
+            problem.help = Some(match problem.help.take() {
+                Some(help) => format!("{help}; {note}"),
+                None => note,
+            });
+        });
+    }
+    stack
 }
 
 /// A hint for the syntax errors whose TOML messages mislead: a value without quotes

@@ -35,9 +35,11 @@ pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// A latency for people: `807.1 ms`, `12.35 s`.
+/// A latency for people: `0.012 ms`, `807.1 ms`, `12.35 s`.
 pub fn show(d: Duration) -> String {
-    if d < Duration::from_secs(10) {
+    if d < Duration::from_millis(1) {
+        format!("{:.3} ms", d.as_secs_f64() * 1e3)
+    } else if d < Duration::from_secs(10) {
         format!("{:.1} ms", d.as_secs_f64() * 1e3)
     } else {
         format!("{:.2} s", d.as_secs_f64())

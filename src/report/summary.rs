@@ -33,7 +33,9 @@ pub fn calls(calls: &[Call]) -> String {
     )
 }
 
-pub fn apply(summary: &Summary, elapsed: Duration, log: &[Call]) -> String {
+/// `resumable`: whether to say that running the command again continues (not in `lmi run`,
+/// which goes on to destroy).
+pub fn apply(summary: &Summary, elapsed: Duration, log: &[Call], resumable: bool) -> String {
     let mut out = String::new();
     let count = |action| summary.done.iter().filter(|(_, a)| *a == action).count();
     if summary.succeeded() {
@@ -66,7 +68,7 @@ pub fn apply(summary: &Summary, elapsed: Duration, log: &[Call]) -> String {
         let names: Vec<String> = summary.cancelled.iter().map(|a| a.to_string()).collect();
         let _ = write!(out, "\n  Interrupted before: {}", names.join(", "));
     }
-    if !summary.succeeded() {
+    if !summary.succeeded() && resumable {
         out.push_str("\nRun the command again to continue: lmi reads what exists from AWS.");
     }
     out

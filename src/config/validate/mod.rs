@@ -318,7 +318,7 @@ impl Validator<'_> {
     }
 }
 
-fn is_region(s: &str) -> bool {
+pub fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts[..parts.len() - 1]
