@@ -121,11 +121,10 @@ pub async fn run(
         );
     }
     if options.cancel.is_cancelled() {
+        let invokes: usize = runs.iter().map(|r| r.invokes.len()).sum();
         return Err(miette!(
             code = "lmi::test::interrupted",
-            "interrupted: {} of {} test(s) ran; no verdict",
-            runs.len(),
-            tests.len()
+            "interrupted after {invokes} invoke(s): no verdict, and no report written"
         ));
     }
     Ok(runs)
