@@ -243,7 +243,27 @@ impl Validator<'_> {
             format!("`{v}` is not a valid {what}"),
         )
         .label(format!("expected {}", quoted.join(" or ")));
-        if let Some(best) = did_you_mean(v, options) {
+        // Case slips and the usual synonyms first: edit distance gets them wrong ("median" is
+        // closer to "mean" than to "p50").
+        const SYNONYMS: &[(&str, &str)] = &[
+            ("median", "p50"),
+            ("average", "mean"),
+            ("avg", "mean"),
+            ("minimum", "min"),
+            ("maximum", "max"),
+        ];
+        let lower = v.to_lowercase();
+        let synonym = SYNONYMS
+            .iter()
+            .find(|(alias, _)| *alias == lower)
+            .map(|(_, name)| *name);
+        let best = options
+            .iter()
+            .copied()
+            .find(|o| *o == lower)
+            .or(synonym.filter(|s| options.contains(s)))
+            .or_else(|| did_you_mean(v, options));
+        if let Some(best) = best {
             problem = problem.help(format!("did you mean \"{best}\"?"));
         }
         self.push(problem);
@@ -345,5 +365,44 @@ mod tests {
         for bad in ["us-east", "US-EAST-1", "useast1", "us-east-1a", ""] {
             assert!(!is_region(bad), "{bad}");
         }
+    }
+
+    fn help_for(statistic: &str) -> Option<String> {
+        let text = format!(
+            r#"
+[stack]
+name = "demo"
+
+[functions.f]
+runtime = "nodejs22.x"
+handler = "index.handler"
+code = "."
+
+[tests.a]
+function = "f"
+
+[tests.b]
+function = "f"
+expect.ratio = {{ baseline = "a", statistic = "{statistic}", max = 1 }}
+"#
+        );
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let loaded = crate::config::load_str("lmi.toml", &text, dir, &|_| None);
+        loaded
+            .problems
+            .iter()
+            .find(|p| p.code == "lmi::config::invalid_value")
+            .and_then(|p| p.help.clone())
+    }
+
+    #[test]
+    fn synonyms_and_case_slips_get_the_right_suggestion() {
+        assert_eq!(help_for("median").as_deref(), Some("did you mean \"p50\"?"));
+        assert_eq!(help_for("P95").as_deref(), Some("did you mean \"p95\"?"));
+        assert_eq!(
+            help_for("average").as_deref(),
+            Some("did you mean \"mean\"?")
+        );
+        assert_eq!(help_for("p59").as_deref(), Some("did you mean \"p50\"?"));
     }
 }
