@@ -100,8 +100,8 @@ impl AwsError {
         }
     }
 
-    /// For a read of something just listed: not found means it went away in between (a
-    /// delete in progress), which is `None`, not an error.
+    /// Not found as `None`, not an error: a thing just listed that went away before it was
+    /// read (a delete in progress), or a thing to delete that is already gone.
     pub fn unless_gone<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
         match result {
             Ok(value) => Ok(Some(value)),

@@ -24,6 +24,18 @@ pub fn lock_name(stack: &str) -> String {
     format!("{stack}-lock")
 }
 
+/// Tags as IAM takes them; `operation` and `role` say where a bad one was going.
+fn tag_list(
+    tags: &BTreeMap<String, String>,
+    operation: &'static str,
+    role: &str,
+) -> Result<Vec<Tag>, AwsError> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<_, _>>()
+        .map_err(|e| AwsError::lmi("iam", operation, role, e.to_string()))
+}
+
 /// The trust policy of a role that one AWS service may assume.
 fn trust_policy(service: &str) -> String {
     serde_json::json!({
@@ -162,11 +174,7 @@ impl Iam {
         tags: &BTreeMap<String, String>,
     ) -> Result<bool, AwsError> {
         let name = lock_name(stack);
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<_, _>>()
-            .map_err(|e| AwsError::lmi("iam", "CreateRole", &name, e.to_string()))?;
+        let tags = tag_list(tags, "CreateRole", &name)?;
         let result = self
             .client
             .create_role()
@@ -212,11 +220,7 @@ impl Iam {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), AwsError> {
         let name = lock_name(stack);
-        let tags: Vec<Tag> = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<_, _>>()
-            .map_err(|e| AwsError::lmi("iam", "TagRole", &name, e.to_string()))?;
+        let tags = tag_list(tags, "TagRole", &name)?;
         self.client
             .tag_role()
             .role_name(&name)
@@ -230,17 +234,9 @@ impl Iam {
     /// Deletes the lock; already gone is fine.
     pub async fn delete_lock(&self, stack: &str) -> Result<(), AwsError> {
         let name = lock_name(stack);
-        match self.client.delete_role().role_name(&name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let error = AwsError::new("iam", "DeleteRole", &name, e);
-                if error.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
-            }
-        }
+        let result = self.client.delete_role().role_name(&name).send().await;
+        AwsError::unless_gone(result.map_err(|e| AwsError::new("iam", "DeleteRole", &name, e)))?;
+        Ok(())
     }
 
     async fn tags(&self, role: &str) -> Result<BTreeMap<String, String>, AwsError> {
@@ -294,12 +290,7 @@ impl Iam {
                 "not a role",
             ));
         };
-        let tags: Vec<Tag> = resource
-            .tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<_, _>>()
-            .map_err(|e| AwsError::lmi("iam", "CreateRole", name, e.to_string()))?;
+        let tags = tag_list(&resource.tags, "CreateRole", name)?;
         let out = self
             .client
             .create_role()

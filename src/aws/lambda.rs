@@ -592,10 +592,8 @@ impl Lambda {
             .send()
             .await
             .map_err(|e| AwsError::new("lambda", "DeleteCapacityProvider", name, e));
-        match result {
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e),
-            Ok(_) => {}
+        if AwsError::unless_gone(result)?.is_none() {
+            return Ok(());
         }
         progress(format!(
             "waiting for capacity provider {name} to be gone (its instances are terminated first)"
@@ -1057,10 +1055,8 @@ impl Lambda {
             .send()
             .await
             .map_err(|e| AwsError::new("lambda", "DeleteFunction", name, e));
-        match result {
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e),
-            Ok(_) => {}
+        if AwsError::unless_gone(result)?.is_none() {
+            return Ok(());
         }
         progress(format!(
             "waiting for function {name} and its versions to be gone"

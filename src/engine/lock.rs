@@ -15,7 +15,7 @@ use miette::miette;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::Aws;
-use crate::model::{CREATED_TAG, REGION_TAG, STACK_TAG, now_rfc3339, parse_rfc3339};
+use crate::model::{CREATED_TAG, REGION_TAG, STACK_TAG, now_rfc3339, parse_rfc3339, rfc3339};
 
 /// How long a lock lives without a heartbeat: the longest a crashed holder on another host
 /// blocks the stack.
@@ -254,13 +254,7 @@ fn tags(stack: &str, region: &str, token: &str, command: &str) -> BTreeMap<Strin
 }
 
 fn expiry() -> String {
-    let at = SystemTime::now() + TTL;
-    let secs = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    aws_smithy_types::DateTime::from_secs(secs as i64)
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
+    rfc3339(SystemTime::now() + TTL)
 }
 
 fn hostname() -> String {

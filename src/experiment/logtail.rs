@@ -9,20 +9,22 @@ use serde::Serialize;
 /// `REPORT RequestId: … Duration: 1.23 ms Billed Duration: 2 ms … Init Duration: 180.55 ms`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
-    #[serde(rename = "duration_ms", serialize_with = "opt_millis")]
+    #[serde(
+        rename = "duration_ms",
+        serialize_with = "super::stats::serialize_opt_ms"
+    )]
     pub duration: Option<Duration>,
-    #[serde(rename = "billed_duration_ms", serialize_with = "opt_millis")]
+    #[serde(
+        rename = "billed_duration_ms",
+        serialize_with = "super::stats::serialize_opt_ms"
+    )]
     pub billed_duration: Option<Duration>,
     /// Present only on a cold start.
-    #[serde(rename = "init_duration_ms", serialize_with = "opt_millis")]
+    #[serde(
+        rename = "init_duration_ms",
+        serialize_with = "super::stats::serialize_opt_ms"
+    )]
     pub init_duration: Option<Duration>,
-}
-
-fn opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(super::stats::ms(*d)),
-        None => s.serialize_none(),
-    }
 }
 
 /// What the tail shows.

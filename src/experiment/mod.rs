@@ -26,10 +26,10 @@ pub struct Invoke {
     /// The X-Ray trace id lmi sent (`1-<epoch hex>-<random>`).
     pub trace_id: String,
     /// When it was started, from the start of the test.
-    #[serde(rename = "started_ms", serialize_with = "stats_ms")]
+    #[serde(rename = "started_ms", serialize_with = "stats::serialize_ms")]
     pub started: Duration,
     /// Round trip as the client measured it.
-    #[serde(rename = "latency_ms", serialize_with = "stats_ms")]
+    #[serde(rename = "latency_ms", serialize_with = "stats::serialize_ms")]
     pub latency: Duration,
     #[serde(flatten)]
     pub outcome: Outcome,
@@ -37,10 +37,6 @@ pub struct Invoke {
     pub cold_start: Option<bool>,
     /// The function segment of its trace; `None` until (unless) X-Ray has it.
     pub segment: Option<trace::FunctionSegment>,
-}
-
-fn stats_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(stats::ms(*d))
 }
 
 /// How an invoke ended.
@@ -93,10 +89,13 @@ pub struct TestRun {
     pub renewed_environments: bool,
     pub invokes: Vec<Invoke>,
     /// From the first invoke's start to the last one's end.
-    #[serde(rename = "invoking_ms", serialize_with = "stats_ms")]
+    #[serde(rename = "invoking_ms", serialize_with = "stats::serialize_ms")]
     pub invoking: Duration,
     /// From the last invoke's end until every trace arrived or the deadline passed.
-    #[serde(rename = "waiting_for_traces_ms", serialize_with = "stats_ms")]
+    #[serde(
+        rename = "waiting_for_traces_ms",
+        serialize_with = "stats::serialize_ms"
+    )]
     pub waiting_for_traces: Duration,
 }
 

@@ -206,10 +206,10 @@ async fn targets(
 }
 
 fn renewal_note() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!("lmi test: environments renewed at {secs} (epoch s) for a cold first invoke")
+    format!(
+        "lmi test: environments renewed at {} for a cold first invoke",
+        crate::model::now_rfc3339()
+    )
 }
 
 /// A new X-Ray trace id: `1-<8 hex digits of epoch seconds>-<24 random hex digits>`.

@@ -14,19 +14,19 @@ use crate::model::Statistic;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     pub count: usize,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "serialize_ms")]
     pub first: Duration,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "serialize_ms")]
     pub min: Duration,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "serialize_ms")]
     pub mean: Duration,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "serialize_ms")]
     pub p50: Duration,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "serialize_ms")]
     pub p95: Duration,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "serialize_ms")]
     pub p99: Duration,
-    #[serde(serialize_with = "millis")]
+    #[serde(serialize_with = "serialize_ms")]
     pub max: Duration,
 }
 
@@ -46,8 +46,20 @@ pub fn show(d: Duration) -> String {
     }
 }
 
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes a duration as [`ms`]: every duration in lmi's JSON is in milliseconds.
+pub fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(ms(*d))
+}
+
+/// [`serialize_ms`], or `null`.
+pub fn serialize_opt_ms<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize_ms(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 impl Summary {

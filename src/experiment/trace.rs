@@ -16,21 +16,23 @@ pub struct FunctionSegment {
     /// The segment's id, to find it in the console.
     pub segment_id: String,
     /// `Some` on a cold start: how long the Initialization subsegment lasted.
-    #[serde(rename = "initialization_ms", serialize_with = "opt_millis")]
+    #[serde(
+        rename = "initialization_ms",
+        serialize_with = "super::stats::serialize_opt_ms"
+    )]
     pub initialization: Option<Duration>,
-    #[serde(rename = "invocation_ms", serialize_with = "opt_millis")]
+    #[serde(
+        rename = "invocation_ms",
+        serialize_with = "super::stats::serialize_opt_ms"
+    )]
     pub invocation: Option<Duration>,
-    #[serde(rename = "overhead_ms", serialize_with = "opt_millis")]
+    #[serde(
+        rename = "overhead_ms",
+        serialize_with = "super::stats::serialize_opt_ms"
+    )]
     pub overhead: Option<Duration>,
     /// The handler failed (`error` or `fault` on the segment).
     pub error: bool,
-}
-
-fn opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(super::stats::ms(*d)),
-        None => s.serialize_none(),
-    }
 }
 
 impl FunctionSegment {

@@ -56,8 +56,13 @@ impl Stack {
 
 /// The current time as lmi writes it in tags: RFC 3339, UTC, whole seconds.
 pub fn now_rfc3339() -> String {
-    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
-    aws_smithy_types::DateTime::from_secs(now.secs())
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// A time as lmi writes it in tags: RFC 3339, UTC, whole seconds.
+pub fn rfc3339(at: std::time::SystemTime) -> String {
+    let at = aws_smithy_types::DateTime::from(at);
+    aws_smithy_types::DateTime::from_secs(at.secs())
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_default()
 }
