@@ -146,7 +146,7 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct TestArgs {
     /// Run only this test (repeatable); tests its ratio checks compare with run too.
     #[arg(long, value_name = "NAME")]
